@@ -1,0 +1,8 @@
+"""Subcommands of `reidstream`; each module has `add_parser(subparsers)` that sets `run(args)`."""
+
+from __future__ import annotations
+
+from pipeline.commands import config_cmd, doctor
+
+#: In the order `reidstream --help` lists them.
+COMMANDS = (config_cmd, doctor)

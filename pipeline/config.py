@@ -1,0 +1,496 @@
+"""Typed configuration: dataclass defaults <- YAML <- `REIDSTREAM_*` environment <- `key=value`.
+
+A configuration schema is a tree of frozen dataclasses whose fields all have defaults. Leaves are
+declared with `setting(...)`, which carries the help text and the bounds. `load_config` merges four
+layers, later ones winning, and validates every value once, at start-up:
+
+    defaults (the dataclass)        log_level: INFO
+      <- YAML file (--config)       kafka: {bootstrap_servers: [broker-1:9092]}
+      <- environment                REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS=broker-1:9092,broker-2:9092
+      <- command line               kafka.client_id=site-7
+
+Environment variables name a key in upper case after the prefix, with `__` between sections (key
+names themselves contain `_`). Values given as text (environment, command line) are read as YAML
+scalars or flow collections, except where the field is a string; list fields also take
+comma-separated text. Every error names the key, the bad value, where it came from and what is
+allowed; all errors of one load are reported together.
+
+Written here rather than taken from OmegaConf or pydantic-settings: neither is among the project's
+dependencies, and what is needed (Literal choices, numeric bounds, per-layer provenance in the
+messages, a YAML dump) is a few hundred lines on top of `dataclasses`, `typing` and PyYAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import functools
+import math
+import operator
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "KeyInfo",
+    "config_to_dict",
+    "describe_config",
+    "dump_config",
+    "load_config",
+    "setting",
+]
+
+T = TypeVar("T")
+_NONE_TEXT = frozenset({"", "null", "none", "~"})
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be resolved; the message lists every problem found."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+) -> Any:
+    """Declares a configuration leaf: a dataclass field with its help text and bounds.
+
+    Args:
+        default: Default value (or give `default_factory`).
+        help: What the key does and what raising or lowering it trades; shown by
+            ``reidstream config --list``.
+        default_factory: Zero-argument callable producing the default.
+        ge: Inclusive lower bound for numbers.
+        gt: Exclusive lower bound for numbers.
+        le: Inclusive upper bound for numbers.
+        lt: Exclusive upper bound for numbers.
+        pattern: Regular expression a string must match in full.
+    """
+    bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt}
+    metadata = {"help": help, "bounds": {k: v for k, v in bounds.items() if v is not None}}
+    if pattern is not None:
+        metadata["pattern"] = pattern
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One documented leaf of a schema, as listed by `describe_config`."""
+
+    key: str
+    type: str
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class _Raw:
+    value: Any
+    source: str
+    text: bool  # `value` is a string from the environment or command line, not yet parsed
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    type: Any
+    field: dataclasses.Field
+
+
+# ----------------------------------------------------------------------------------------- schema
+
+
+@functools.cache
+def _schema(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type of a config dataclass (sections are dataclass types)."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _leaves(cls: type, prefix: str = "") -> dict[str, _Leaf]:
+    out: dict[str, _Leaf] = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, tp in _schema(cls).items():
+        if _is_section(tp):
+            out.update(_leaves(tp, f"{prefix}{name}."))
+        else:
+            out[prefix + name] = _Leaf(tp, fields[name])
+    return out
+
+
+# ------------------------------------------------------------------------------------ the layers
+
+
+def _defaults(cfg: Any, prefix: str = "") -> dict[str, _Raw]:
+    out: dict[str, _Raw] = {}
+    for name, tp in _schema(type(cfg)).items():
+        value = getattr(cfg, name)
+        if _is_section(tp):
+            out.update(_defaults(value, f"{prefix}{name}."))
+        else:
+            out[prefix + name] = _Raw(value, "default", text=False)
+    return out
+
+
+def _flatten(
+    schema: type, mapping: Any, prefix: str, source: str, out: dict[str, _Raw], errors: list[str]
+) -> None:
+    """Spreads a nested mapping over the schema's leaves as dotted keys."""
+    if mapping is None:  # an empty section, e.g. `kafka:` with nothing under it
+        return
+    if not isinstance(mapping, Mapping):
+        where = prefix.rstrip(".") or "the top level"
+        errors.append(
+            f"{where} = {mapping!r} (from {source}): expected a mapping of keys, "
+            f"got {type(mapping).__name__}"
+        )
+        return
+    fields = _schema(schema)
+    for key, value in mapping.items():
+        if key not in fields:
+            errors.append(_unknown_key(f"{prefix}{key}", fields, source))
+        elif _is_section(fields[key]):
+            _flatten(fields[key], value, f"{prefix}{key}.", source, out, errors)
+        else:
+            out[f"{prefix}{key}"] = _Raw(value, source, text=False)
+
+
+def _unknown_key(key: str, allowed: Iterable[str], source: str) -> str:
+    name = key.rsplit(".", 1)[-1]
+    section = key.rsplit(".", 1)[0] if "." in key else ""
+    allowed = sorted(allowed)
+    hint = difflib.get_close_matches(name, allowed, n=1)
+    suggestion = f" Did you mean '{section + '.' if section else ''}{hint[0]}'?" if hint else ""
+    where = f"'{section}'" if section else "the top level"
+    return f"unknown key '{key}' (from {source}).{suggestion} Keys of {where}: {', '.join(allowed)}"
+
+
+def _assign(
+    schema: type, key: str, text: str, source: str, out: dict[str, _Raw], errors: list[str]
+) -> None:
+    """Applies one dotted `key` given as text; a section key takes a YAML mapping."""
+    cls, parts = schema, key.split(".")
+    for depth, part in enumerate(parts):
+        fields = _schema(cls)
+        if part not in fields:
+            errors.append(_unknown_key(".".join(parts[: depth + 1]), fields, source))
+            return
+        if depth < len(parts) - 1:
+            if not _is_section(fields[part]):
+                errors.append(f"'{key}' (from {source}): '{part}' is a value, not a section")
+                return
+            cls = fields[part]
+    leaf_type = _schema(cls)[parts[-1]]
+    if _is_section(leaf_type):
+        try:
+            mapping = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            errors.append(f"{key} = {text!r} (from {source}): not valid YAML ({e})")
+            return
+        _flatten(leaf_type, mapping, key + ".", source, out, errors)
+    else:
+        out[key] = _Raw(text, source, text=True)
+
+
+def _environment(
+    schema: type, environ: Mapping[str, str], prefix: str, out: dict[str, _Raw], errors: list[str]
+) -> None:
+    for name in sorted(environ):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            key = name[len(prefix) :].lower().replace("__", ".")
+            _assign(schema, key, environ[name], f"environment variable {name}", out, errors)
+
+
+def _overrides(
+    schema: type, overrides: Iterable[str], out: dict[str, _Raw], errors: list[str]
+) -> None:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            errors.append(f"override {item!r}: expected KEY=VALUE, e.g. log_level=DEBUG")
+            continue
+        _assign(schema, key.strip(), text, "command line", out, errors)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from e
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+
+
+# ------------------------------------------------------------------------------------ conversion
+
+
+class _Invalid(Exception):
+    """A value does not fit its type or bounds; the message says what is allowed."""
+
+
+def _describe_type(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        inner = [_describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(inner) + (" or null" if type(None) in args else "")
+    if origin in (tuple, list):
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} ({', '.join(_describe_type(a) for a in args)})"
+        return f"a list of {_describe_type(args[0])}"
+    if origin is dict:
+        return f"a mapping of {_describe_type(args[0])} to {_describe_type(args[1])}"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, "a path" if tp is Path else getattr(tp, "__name__", str(tp)))
+
+
+def _takes_text(tp: Any) -> bool:
+    """Whether text from the environment or command line is the value itself, not YAML."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return all(_takes_text(a) for a in args if a is not type(None))
+    if origin is typing.Literal:
+        return all(isinstance(a, str) for a in args)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return all(isinstance(m.value, str) for m in tp)
+    return tp in (str, Path)
+
+
+def _parse_text(text: str, tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if text.strip().lower() in _NONE_TEXT:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse_text(
+            text, inner[0] if len(inner) == 1 else functools.reduce(operator.or_, inner)
+        )
+    if _takes_text(tp):
+        return text
+    if origin in (tuple, list) and not text.lstrip().startswith("["):
+        item_type = args[0] if args else Any
+        return [_parse_text(part.strip(), item_type) for part in text.split(",") if part.strip()]
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise _Invalid(f"not valid YAML ({e.__class__.__name__})") from e
+
+
+def _convert(value: Any, tp: Any) -> Any:
+    """Converts a parsed value to `tp`, or raises `_Invalid`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option)
+            except _Invalid:
+                continue
+        raise _Invalid(f"expected {_describe_type(tp)}")
+    if origin is typing.Literal:
+        if value in args and any(type(value) is type(a) for a in args if a == value):
+            return value
+        raise _Invalid(f"expected {_describe_type(tp)}")
+    if origin in (tuple, list):
+        return _convert_sequence(value, tp, origin, args)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"expected {_describe_type(tp)}")
+        return {_convert(k, args[0]): _convert(v, args[1]) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
+        for member in tp:
+            if value in (member.value, member.name):
+                return member
+        raise _Invalid(f"expected {_describe_type(tp)}")
+    return _convert_scalar(value, tp)
+
+
+def _convert_sequence(value: Any, tp: Any, origin: type, args: tuple) -> Any:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise _Invalid(f"expected {_describe_type(tp)}")
+    items = list(value)
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(items) != len(args):
+            raise _Invalid(f"expected {_describe_type(tp)}, got {len(items)} items")
+        return tuple(_convert(v, a) for v, a in zip(items, args, strict=True))
+    converted = [_convert(v, args[0]) if args else v for v in items]
+    return tuple(converted) if origin is tuple else converted
+
+
+def _convert_scalar(value: Any, tp: Any) -> Any:
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise _Invalid("expected a number, got NaN")
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float, bool)):
+            raise _Invalid("expected a string; quote the value in YAML")
+    elif tp is Path:
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value).expanduser()
+    else:
+        raise TypeError(f"config fields of type {tp!r} are not supported")
+    raise _Invalid(f"expected {_describe_type(tp)}")
+
+
+def _check_constraints(value: Any, field: dataclasses.Field) -> None:
+    """Applies the field's bounds and pattern to a value, or to each item of a list value."""
+    checks = {
+        "ge": (lambda v, b: v >= b, ">="),
+        "gt": (lambda v, b: v > b, ">"),
+        "le": (lambda v, b: v <= b, "<="),
+        "lt": (lambda v, b: v < b, "<"),
+    }
+    bounds = field.metadata.get("bounds", {})
+    pattern = field.metadata.get("pattern")
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if item is None:
+            continue
+        for name, bound in bounds.items():
+            ok, symbol = checks[name]
+            if not ok(item, bound):
+                raise _Invalid(f"must be {symbol} {bound}")
+        if pattern is not None and not re.fullmatch(pattern, str(item)):
+            raise _Invalid(f"must match the regular expression {pattern}")
+
+
+def _resolve(raw: _Raw, leaf: _Leaf) -> Any:
+    value = _parse_text(raw.value, leaf.type) if raw.text else raw.value
+    value = _convert(value, leaf.type)
+    _check_constraints(value, leaf.field)
+    return value
+
+
+def _build(schema: type, prefix: str, values: dict[str, Any]) -> Any:
+    kwargs = {}
+    for name, tp in _schema(schema).items():
+        kwargs[name] = (
+            _build(tp, f"{prefix}{name}.", values) if _is_section(tp) else values[prefix + name]
+        )
+    try:
+        return schema(**kwargs)
+    except (ValueError, TypeError) as e:  # cross-field checks in a section's __post_init__
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {e}") from e
+
+
+# ------------------------------------------------------------------------------------- public API
+
+
+def load_config(
+    schema: type[T],
+    *,
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Iterable[str] = (),
+    env_prefix: str = "REIDSTREAM_",
+) -> T:
+    """Resolves a configuration from defaults, a YAML file, the environment and overrides.
+
+    Args:
+        schema: Root config dataclass; every field has a default.
+        path: Optional YAML file whose nested mappings mirror the schema.
+        environ: Environment to read `env_prefix` variables from; defaults to `os.environ`.
+        overrides: ``"section.key=value"`` strings, applied last.
+        env_prefix: Prefix of the environment variables that set keys.
+
+    Returns:
+        A validated instance of `schema`.
+
+    Raises:
+        ConfigError: Unreadable file, unknown keys or invalid values; the message lists them all.
+    """
+    layers: dict[str, _Raw] = _defaults(schema())
+    errors: list[str] = []
+    if path is not None:
+        path = Path(path)
+        _flatten(schema, _read_yaml(path), "", f"config file {str(path)!r}", layers, errors)
+    _environment(schema, os.environ if environ is None else environ, env_prefix, layers, errors)
+    _overrides(schema, overrides, layers, errors)
+
+    leaves = _leaves(schema)
+    values = {}
+    for key, raw in layers.items():
+        try:
+            values[key] = _resolve(raw, leaves[key])
+        except _Invalid as e:
+            errors.append(f"{key} = {raw.value!r} (from {raw.source}): {e}")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return _build(schema, "", values)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain YAML/JSON-ready values (tuples become lists, paths strings)."""
+    return _plain(cfg)
+
+
+def dump_config(cfg: Any) -> str:
+    """The resolved config as YAML that `load_config(path=...)` reads back to an equal config."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def describe_config(schema: type) -> list[KeyInfo]:
+    """Every leaf of `schema` with its type, default and help, in declaration order."""
+    defaults = _defaults(schema())
+    return [
+        KeyInfo(
+            key,
+            _describe_type(leaf.type),
+            _plain(defaults[key].value),
+            leaf.field.metadata.get("help", ""),
+        )
+        for key, leaf in _leaves(schema).items()
+    ]

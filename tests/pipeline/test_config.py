@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+
+from pipeline.config import (
+    ConfigError,
+    config_to_dict,
+    describe_config,
+    dump_config,
+    load_config,
+    setting,
+)
+from pipeline.settings import ReidstreamConfig
+
+
+class Precision(enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch: int = setting(8, ge=1, help="clips per batch")
+    max_wait_ms: float = setting(20.0, ge=0, help="wait for a full batch")
+    precision: Precision = setting(Precision.FP32, help="precision")
+
+    def __post_init__(self) -> None:
+        if self.max_batch > 64 and self.max_wait_ms == 0:
+            raise ValueError("max_batch > 64 needs max_wait_ms > 0")
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: Literal["torch", "onnxruntime"] = setting("torch", help="engine")
+    input_size: tuple[int, int] = setting((256, 128), gt=0, help="H, W")
+    weights: Path | None = setting(None, help="weights file")
+    batching: Batching = field(default_factory=Batching)
+
+
+@dataclass(frozen=True)
+class Schema:
+    threshold: float = setting(0.6, ge=-1, le=1, help="similarity threshold")
+    cameras: tuple[str, ...] = setting(("cam-1",), pattern=r"cam-\d+", help="camera ids")
+    topic: str = setting("links", help="topic")
+    verbose: bool = setting(False, help="verbose")
+    labels: dict[str, int] = setting(default_factory=dict, help="labels")
+    engine: Engine = field(default_factory=Engine)
+
+
+def test_defaults():
+    assert load_config(Schema, environ={}) == Schema()
+
+
+def test_layers_override_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("threshold: 0.1\ntopic: from-file\nengine: {name: onnxruntime}\n")
+    env = {"RS_THRESHOLD": "0.2", "RS_ENGINE__BATCHING__MAX_BATCH": "32", "OTHER": "x"}
+    cfg = load_config(Schema, path=path, environ=env, overrides=["threshold=0.3"], env_prefix="RS_")
+    assert cfg.threshold == 0.3  # command line beats environment beats file
+    assert cfg.topic == "from-file"
+    assert cfg.engine.name == "onnxruntime"
+    assert cfg.engine.batching.max_batch == 32
+    assert cfg.engine.batching.max_wait_ms == 20.0  # untouched default
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("verbose=true", "verbose", True),
+        ("verbose=no", "verbose", False),
+        ("threshold=1", "threshold", 1.0),
+        ("topic=123", "topic", "123"),  # strings are taken as text, not YAML
+        ("topic=", "topic", ""),
+        ("cameras=cam-1,cam-2", "cameras", ("cam-1", "cam-2")),
+        ("cameras=[cam-3]", "cameras", ("cam-3",)),
+        ("labels={a: 1, b: 2}", "labels", {"a": 1, "b": 2}),
+        ("engine.input_size=384,192", "engine.input_size", (384, 192)),
+        ("engine.input_size=[384, 192]", "engine.input_size", (384, 192)),
+        ("engine.weights=~/w.pt", "engine.weights", Path("~/w.pt").expanduser()),
+        ("engine.weights=null", "engine.weights", None),
+        ("engine.batching.precision=fp16", "engine.batching.precision", Precision.FP16),
+        ("engine.batching.precision=FP16", "engine.batching.precision", Precision.FP16),
+        ("engine.batching={max_batch: 2}", "engine.batching.max_batch", 2),
+    ],
+)
+def test_override_values(override, key, expected):
+    cfg = load_config(Schema, environ={}, overrides=[override])
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "treshold=0.5",
+            "unknown key 'treshold' (from command line). Did you mean 'threshold'? "
+            "Keys of the top level: cameras, engine, labels, threshold, topic, verbose",
+        ),
+        (
+            "engine.nme=x",
+            "unknown key 'engine.nme' (from command line). Did you mean 'engine.name'? "
+            "Keys of 'engine': batching, input_size, name, weights",
+        ),
+        ("threshold=2", "threshold = '2' (from command line): must be <= 1"),
+        ("threshold=high", "threshold = 'high' (from command line): expected a number"),
+        ("threshold=.nan", "expected a number, got NaN"),
+        ("verbose=2", "verbose = '2' (from command line): expected true or false"),
+        ("engine.name=tensorrt", "expected one of 'torch', 'onnxruntime'"),
+        ("engine.input_size=256", "expected a list of 2 (an integer, an integer), got 1 items"),
+        ("engine.input_size=256,0", "engine.input_size = '256,0' (from command line): must be > 0"),
+        (
+            "engine.batching.max_batch=1.5",
+            "max_batch = '1.5' (from command line): expected an integer",
+        ),
+        ("engine.batching.precision=int4", "expected one of 'fp32', 'fp16'"),
+        ("cameras=cam-1,lobby", r"must match the regular expression cam-\d+"),
+        ("labels=[1]", "expected a mapping of a string to an integer"),
+        ("topic.x=1", "'topic.x' (from command line): 'topic' is a value, not a section"),
+        ("threshold", "override 'threshold': expected KEY=VALUE"),
+        ("engine=[1]", "engine = [1] (from command line): expected a mapping of keys, got list"),
+    ],
+)
+def test_bad_overrides_name_key_value_and_allowed(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(Schema, environ={}, overrides=[override])
+    assert message in str(info.value), str(info.value)
+
+
+def test_bad_environment_names_the_variable():
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'enigne' \(from environment variable RS_ENIGNE\)"
+    ):
+        load_config(Schema, environ={"RS_ENIGNE": "1"}, env_prefix="RS_")
+    with pytest.raises(
+        ConfigError, match=r"engine.batching.max_wait_ms = '-1' \(from environment variable "
+    ):
+        load_config(Schema, environ={"RS_ENGINE__BATCHING__MAX_WAIT_MS": "-1"}, env_prefix="RS_")
+
+
+def test_all_errors_are_reported_together(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("threshold: 5\ncolour: red\nengine:\n  name: tf\n  batching: {max_batch: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Schema, path=path, environ={})
+    lines = str(info.value).splitlines()
+    assert len(lines) == 4, lines
+    assert all(f"config file '{path}'" in line for line in lines)
+    assert any(line.startswith("threshold = 5") for line in lines)
+    assert any(line.startswith("unknown key 'colour'") for line in lines)
+    assert any(line.startswith("engine.name = 'tf'") for line in lines)
+    assert any(line.startswith("engine.batching.max_batch = 0") for line in lines)
+
+
+def test_yaml_file_types_are_strict(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("topic: 123\n")
+    with pytest.raises(ConfigError, match=r"topic = 123 .*expected a string; quote the value"):
+        load_config(Schema, path=path, environ={})
+
+
+def test_cross_field_check_names_the_section():
+    with pytest.raises(
+        ConfigError, match=r"engine\.batching: max_batch > 64 needs max_wait_ms > 0"
+    ):
+        load_config(
+            Schema,
+            environ={},
+            overrides=["engine.batching.max_batch=128", "engine.batching.max_wait_ms=0"],
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: [1, 2", "is not valid YAML"),
+        ("- 1\n- 2\n", "the top level = [1, 2]"),
+    ],
+)
+def test_bad_files(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(Schema, path=path, environ={})
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match=r"config file '/nonexistent/c\.yaml' cannot be read"):
+        load_config(Schema, path="/nonexistent/c.yaml", environ={})
+
+
+def test_empty_file_and_empty_section_mean_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("engine:\n")
+    assert load_config(Schema, path=path, environ={}) == Schema()
+    path.write_text("")
+    assert load_config(Schema, path=path, environ={}) == Schema()
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config(
+        Schema,
+        environ={},
+        overrides=[
+            "cameras=cam-4,cam-5",
+            "engine.weights=/w/model.pt",
+            "engine.batching.precision=fp16",
+            "labels={x: 3}",
+        ],
+    )
+    text = dump_config(cfg)
+    assert yaml.safe_load(text) == config_to_dict(cfg)
+    assert config_to_dict(cfg)["engine"]["batching"]["precision"] == "fp16"
+    path = tmp_path / "resolved.yaml"
+    path.write_text(text)
+    assert load_config(Schema, path=path, environ={}) == cfg
+
+
+def test_describe_lists_every_leaf_with_help():
+    rows = {row.key: row for row in describe_config(Schema)}
+    assert list(rows)[:3] == ["threshold", "cameras", "topic"]
+    assert "engine.batching.precision" in rows
+    assert rows["engine.input_size"].default == [256, 128]
+    assert rows["engine.weights"].type == "a path or null"
+    assert rows["threshold"].help == "similarity threshold"
+
+
+# --------------------------------------------------------------------- the real reidstream schema
+
+
+def test_reidstream_schema_defaults_are_valid_and_documented():
+    cfg = load_config(ReidstreamConfig, environ={})
+    assert cfg == ReidstreamConfig()
+    for row in describe_config(ReidstreamConfig):
+        assert row.help, f"{row.key} has no help text"
+
+
+def test_reidstream_environment():
+    env = {
+        "REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS": "b1:9092,b2:9093",
+        "REIDSTREAM_LOG_LEVEL": "DEBUG",
+    }
+    cfg = load_config(ReidstreamConfig, environ=env)
+    assert cfg.kafka.bootstrap_servers == ("b1:9092", "b2:9093")
+    assert cfg.log_level == "DEBUG"
+    assert dataclasses.replace(cfg, log_level="INFO").kafka == cfg.kafka
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "device=gpu",
+        "kafka.bootstrap_servers=broker",
+        "kafka.request_timeout_ms=10",
+        "log_level=debug",
+    ],
+)
+def test_reidstream_rejects(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(ReidstreamConfig, environ={}, overrides=[override])
