@@ -260,7 +260,7 @@ def _describe_type(tp: Any) -> str:
     if origin in (tuple, list):
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             return f"a list of {len(args)} ({', '.join(_describe_type(a) for a in args)})"
-        return f"a list of {_describe_type(args[0])}"
+        return f"a list, each {_describe_type(args[0])}"
     if origin is dict:
         return f"a mapping of {_describe_type(args[0])} to {_describe_type(args[1])}"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TypeVar
 
 from pipeline.config import load_config
 from pipeline.settings import ReidstreamConfig
 
 __all__ = ["add_config_arguments", "load_from_args", "setup_logging"]
+
+T = TypeVar("T")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +26,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_from_args(args: argparse.Namespace) -> ReidstreamConfig:
-    """Resolves the configuration from the parsed arguments and the environment."""
-    return load_config(ReidstreamConfig, path=args.config, overrides=args.overrides)
+def load_from_args(args: argparse.Namespace, schema: type[T] = ReidstreamConfig) -> T:
+    """Resolves the command's configuration from the parsed arguments and the environment."""
+    return load_config(schema, path=args.config, overrides=args.overrides)
 
 
 def setup_logging(level: str) -> None:

@@ -233,6 +233,7 @@ def test_describe_lists_every_leaf_with_help():
     assert "engine.batching.precision" in rows
     assert rows["engine.input_size"].default == [256, 128]
     assert rows["engine.weights"].type == "a path or null"
+    assert rows["cameras"].type == "a list, each a string"
     assert rows["threshold"].help == "similarity threshold"
 
 
