@@ -250,6 +250,11 @@ class _Invalid(Exception):
     """A value does not fit its type or bounds; the message says what is allowed."""
 
 
+def _fixed_length(origin: Any, args: tuple) -> bool:
+    """Whether a sequence type has fixed length: `tuple[int, int]`, not `tuple[int, ...]`."""
+    return origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+
+
 def _describe_type(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Literal:
@@ -258,7 +263,7 @@ def _describe_type(tp: Any) -> str:
         inner = [_describe_type(a) for a in args if a is not type(None)]
         return " or ".join(inner) + (" or null" if type(None) in args else "")
     if origin in (tuple, list):
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        if _fixed_length(origin, args):
             return f"a list of {len(args)} ({', '.join(_describe_type(a) for a in args)})"
         return f"a list, each {_describe_type(args[0])}"
     if origin is dict:
@@ -337,11 +342,11 @@ def _convert_sequence(value: Any, tp: Any, origin: type, args: tuple) -> Any:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise _Invalid(f"expected {_describe_type(tp)}")
     items = list(value)
-    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+    if _fixed_length(origin, args):
         if len(items) != len(args):
             raise _Invalid(f"expected {_describe_type(tp)}, got {len(items)} items")
         return tuple(_convert(v, a) for v, a in zip(items, args, strict=True))
-    converted = [_convert(v, args[0]) if args else v for v in items]
+    converted = [_convert(v, args[0]) for v in items]
     return tuple(converted) if origin is tuple else converted
 
 
