@@ -1,6 +1,31 @@
 """Video person re-identification networks: the five papers' 3D/temporal models and C2D.
 
 Depends on torch only; knows nothing of detectors, deployment, training or the pipeline.
+
+    >>> from reid_models import create_model, list_models
+    >>> model = create_model("ap3d_r50", num_classes=625, pretrained="resnet50-0676ba61.pth")
 """
 
 from __future__ import annotations
+
+# Importing the model modules registers their builders.
+from reid_models import ap3d, i3d_nonlocal
+from reid_models._registry import create_model, is_model, list_models, register_model
+from reid_models.base import ReIDModel, TrainOutput
+from reid_models.pretrained import PretrainedCfg
+from reid_models.weights import LoadReport, WeightsError, load_pretrained
+
+__all__ = [
+    "LoadReport",
+    "PretrainedCfg",
+    "ReIDModel",
+    "TrainOutput",
+    "WeightsError",
+    "ap3d",
+    "create_model",
+    "i3d_nonlocal",
+    "is_model",
+    "list_models",
+    "load_pretrained",
+    "register_model",
+]

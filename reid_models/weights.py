@@ -1,0 +1,148 @@
+"""Loading source weights into a model: torchvision ResNets (inflated to 3D) and C3D.
+
+`load_pretrained(model, path)` reads a state dict with ``torch.load(weights_only=True)`` and copies
+each tensor into every submodule named in ``model.pretrained_cfg.backbone_prefixes`` (two-stream
+models have two). Key by key:
+
+* same name, same shape: copied (a C3D state dict into PersonVLAD's C3D trunk; 2D BN stats);
+* a 2D kernel (O, I, kh, kw) into a 3D one (O, I, kt, kh, kw): inflated, by default into the centre
+  temporal slice with the others zero, so that the 3D network computes its 2D source on a static
+  clip (AP3D A3, M3D §1.2). ``inflate="mean"`` spreads it as 1/kt per slice, what Liao et al. say
+  they did (i3d_nonlocal_spec.md §1.2); it does not preserve the 2D function at clip borders;
+* a conv replaced by a composite module (P3D's ``conv2.spatial``, AP-I3D's ``conv2.conv``)
+  receives the 2D kernel in the submodule the composite names in ``pretrained_conv``.
+
+Missing keys (layers the source lacks: temporal kernels, APM, heads) keep their initialisation and
+are reported; unexpected keys (the ImageNet ``fc``, C3D's ``fc6``-``fc8``) are reported and
+skipped; a shape that cannot be matched is an error naming the key and both shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["LoadReport", "WeightsError", "load_pretrained", "load_state_dict_file"]
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(ValueError):
+    """A weights file is unreadable, not a state dict, or does not fit the model."""
+
+
+@dataclass
+class LoadReport:
+    """What `load_pretrained` did.
+
+    Attributes:
+        loaded: Target keys given a source tensor as it was.
+        inflated: Target keys given an inflated 2D kernel.
+        missing: Target keys the source does not provide (they keep their initialisation).
+        unexpected: Source keys with no place in the model (skipped).
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    inflated: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads a tensor-only state dict (``weights_only=True``); unwraps ``{"state_dict": ...}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # the unpickler raises anything from IndexError to UnpicklingError
+        raise WeightsError(
+            f"{path} is not a PyTorch state dict readable with weights_only=True: {err}"
+        ) from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise WeightsError(f"{path} holds a {type(obj).__name__}, not a dict of name -> tensor")
+    # DataParallel checkpoints prefix every key with "module.".
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_pretrained(
+    model: nn.Module, path: str | Path, *, inflate: Literal["center", "mean"] = "center"
+) -> LoadReport:
+    """Copies the source weights at `path` into `model`'s backbone(s) and reports what happened.
+
+    Raises:
+        WeightsError: Unreadable file, or a tensor whose shape fits neither as-is nor inflated.
+    """
+    source = load_state_dict_file(path)
+    prefixes = model.pretrained_cfg.backbone_prefixes
+    report = LoadReport()
+    used: set[str] = set()
+    for prefix in prefixes:
+        target = model.get_submodule(prefix)
+        tensors = target.state_dict(keep_vars=True)
+        given: set[str] = set()
+        with torch.no_grad():
+            for key, name in _targets(target).items():
+                if key not in source:
+                    continue
+                used.add(key)
+                given.add(name)
+                how = _copy(tensors[name], source[key], f"{prefix}.{name}", path, inflate)
+                (report.inflated if how == "inflated" else report.loaded).append(f"{prefix}.{name}")
+        report.missing += sorted(f"{prefix}.{k}" for k in tensors if k not in given)
+    outside = tuple(f"{prefix}." for prefix in prefixes)
+    report.missing += sorted(k for k in model.state_dict() if not k.startswith(outside))
+    report.unexpected = sorted(set(source) - used)
+    log.info(
+        "loaded %s into %s: %d copied, %d inflated, %d missing (kept initialised), "
+        "%d unexpected (skipped)%s",
+        path,
+        type(model).__name__,
+        len(report.loaded),
+        len(report.inflated),
+        len(report.missing),
+        len(report.unexpected),
+        f": {', '.join(report.unexpected[:8])}" if report.unexpected else "",
+    )
+    return report
+
+
+def _targets(module: nn.Module) -> dict[str, str]:
+    """Source key -> own state-dict key, redirecting into composite convs' ``pretrained_conv``."""
+    mapping = {k: k for k in module.state_dict()}
+    for name, sub in module.named_modules():
+        inner = getattr(sub, "pretrained_conv", None)
+        if inner is not None:
+            for leaf in ("weight", "bias"):
+                if f"{name}.{inner}.{leaf}" in mapping:
+                    mapping[f"{name}.{leaf}"] = f"{name}.{inner}.{leaf}"
+    return mapping
+
+
+def _copy(dest: torch.Tensor, src: torch.Tensor, key: str, path: str | Path, inflate: str) -> str:
+    if dest.shape == src.shape:
+        dest.copy_(src)
+        return "loaded"
+    if src.dim() == 4 and dest.dim() == 5 and dest.shape[:2] + dest.shape[3:] == src.shape:
+        kt = dest.shape[2]
+        if inflate == "center":
+            dest.zero_()
+            dest[:, :, kt // 2].copy_(src)
+        elif inflate == "mean":
+            dest.copy_(src.unsqueeze(2).expand_as(dest) / kt)
+        else:
+            raise ValueError(f"inflate must be 'center' or 'mean', got {inflate!r}")
+        return "inflated"
+    raise WeightsError(
+        f"{path}: {key} has shape {tuple(src.shape)} in the file but the model expects "
+        f"{tuple(dest.shape)}; is this file for another architecture or depth?"
+    )
