@@ -9,7 +9,7 @@ Depends on torch only; knows nothing of detectors, deployment, training or the p
 from __future__ import annotations
 
 # Importing the model modules registers their builders.
-from reid_models import ap3d, i3d_nonlocal
+from reid_models import ap3d, gltr, i3d_nonlocal, m3d, personvlad
 from reid_models._registry import create_model, is_model, list_models, register_model
 from reid_models.base import ReIDModel, TrainOutput
 from reid_models.pretrained import PretrainedCfg
@@ -23,9 +23,12 @@ __all__ = [
     "WeightsError",
     "ap3d",
     "create_model",
+    "gltr",
     "i3d_nonlocal",
     "is_model",
     "list_models",
     "load_pretrained",
+    "m3d",
+    "personvlad",
     "register_model",
 ]

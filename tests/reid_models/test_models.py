@@ -31,7 +31,7 @@ MODELS = list_models()
 NUM_CLASSES = 5
 REQUIRED = {
     "c2d_r50", "i3d_r50", "p3d_r50", "ap3d_r50", "ap_i3d_r50", "nl_ap3d_r50", "i3d_nl_r50",
-    "c2d_r18", "ap3d_r18", "c2d_r34", "ap3d_r34",
+    "m3d_r50", "gltr_r50", "personvlad_c3d", "c2d_r18", "ap3d_r18", "c2d_r34", "ap3d_r34",
 }  # fmt: skip
 
 
