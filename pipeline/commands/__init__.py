@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.commands import config_cmd, doctor
+from pipeline.commands import config_cmd, doctor, track
 
 #: In the order `reidstream --help` lists them.
-COMMANDS = (config_cmd, doctor)
+COMMANDS = (config_cmd, doctor, track)
