@@ -19,7 +19,7 @@ Choices (spec §6): the bottleneck is 512 wide (§6.4, layumi's ClassBlock), the
 retrieval feature are its output before dropout, matched by Euclidean distance without
 normalisation (§1.1 "L2 distance"); non-local blocks sub-sample and do not scale (§6.9, the
 paper's Eq. 4). From ImageNet, a 2D kernel inflates into the centre temporal slice so that the
-network starts as its 2D source (the issue's invariant); the paper's "1/t rescale" is
+network starts as its 2D source (on a static clip); the paper's "1/t rescale" is
 ``load_pretrained(model, path, inflate="mean")``. Kinetics I3D-NL checkpoints (Wang's Caffe2 or
 mmaction2's) have this layout but other key names and need converting first.
 """
