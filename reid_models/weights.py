@@ -1,4 +1,4 @@
-"""Loading source weights into a model: torchvision ResNets (inflated to 3D) and C3D.
+"""Loading weights into a model: torchvision ResNets (inflated to 3D), C3D, or the model's own.
 
 `load_pretrained(model, path)` reads a state dict with ``torch.load(weights_only=True)`` and copies
 each tensor into every submodule named in ``model.pretrained_cfg.backbone_prefixes`` (two-stream
@@ -14,7 +14,9 @@ models have two). Key by key:
 
 Missing keys (layers the source lacks: temporal kernels, APM, heads) keep their initialisation and
 are reported; unexpected keys (the ImageNet ``fc``, C3D's ``fc6``-``fc8``) are reported and
-skipped; a shape that cannot be matched is an error naming the key and both shapes.
+skipped; a shape that cannot be matched is an error naming the key and both shapes, and so is a
+file of which nothing fits. A state dict of the model itself (keys under ``backbone.`` etc., as a
+trained checkpoint has) is copied by name instead.
 """
 
 from __future__ import annotations
@@ -77,42 +79,94 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 def load_pretrained(
     model: nn.Module, path: str | Path, *, inflate: Literal["center", "mean"] = "center"
 ) -> LoadReport:
-    """Copies the source weights at `path` into `model`'s backbone(s) and reports what happened.
+    """Copies the weights at `path` into `model` and reports what happened.
+
+    The file is either in the model's source format (`PretrainedCfg.source_format`: copied into
+    the backbones, inflating 2D kernels) or a state dict of this model itself, recognised by its
+    keys starting with a backbone prefix (e.g. a trained checkpoint; copied by name, except a
+    classifier trained for another number of identities, which is skipped and reported).
 
     Raises:
-        WeightsError: Unreadable file, or a tensor whose shape fits neither as-is nor inflated.
+        WeightsError: Unreadable file, a tensor whose shape fits neither as-is nor inflated, or
+            a file of which no tensor fits the model at all.
     """
+    if inflate not in ("center", "mean"):
+        raise ValueError(f"inflate must be 'center' or 'mean', got {inflate!r}")
     source = load_state_dict_file(path)
-    prefixes = model.pretrained_cfg.backbone_prefixes
-    report = LoadReport()
-    used: set[str] = set()
-    for prefix in prefixes:
-        target = model.get_submodule(prefix)
-        tensors = target.state_dict(keep_vars=True)
-        given: set[str] = set()
-        with torch.no_grad():
-            for key, name in _targets(target).items():
-                if key not in source:
-                    continue
-                used.add(key)
-                given.add(name)
-                how = _copy(tensors[name], source[key], f"{prefix}.{name}", path, inflate)
-                (report.inflated if how == "inflated" else report.loaded).append(f"{prefix}.{name}")
-        report.missing += sorted(f"{prefix}.{k}" for k in tensors if k not in given)
-    outside = tuple(f"{prefix}." for prefix in prefixes)
-    report.missing += sorted(k for k in model.state_dict() if not k.startswith(outside))
-    report.unexpected = sorted(set(source) - used)
+    prefixes = tuple(f"{p}." for p in model.pretrained_cfg.backbone_prefixes)
+    whole = any(key.startswith(prefixes) for key in source)
+    with torch.no_grad():
+        if whole:
+            report = _load_whole(model, source, path)
+        else:
+            report = _load_backbones(model, source, path, inflate)
+    if not report.loaded and not report.inflated:
+        raise WeightsError(
+            f"{path}: none of its {len(source)} tensors fits {type(model).__name__}; expected a "
+            f"{model.pretrained_cfg.source_format} state dict or a state dict of this model "
+            f"(first keys in the file: {', '.join(list(source)[:3])})"
+        )
     log.info(
-        "loaded %s into %s: %d copied, %d inflated, %d missing (kept initialised), "
+        "loaded %s into %s (%s): %d copied, %d inflated, %d missing (kept initialised), "
         "%d unexpected (skipped)%s",
         path,
         type(model).__name__,
+        "checkpoint of this model" if whole else model.pretrained_cfg.source_format,
         len(report.loaded),
         len(report.inflated),
         len(report.missing),
         len(report.unexpected),
         f": {', '.join(report.unexpected[:8])}" if report.unexpected else "",
     )
+    return report
+
+
+def _load_backbones(
+    model: nn.Module, source: dict[str, torch.Tensor], path: str | Path, inflate: str
+) -> LoadReport:
+    report = LoadReport()
+    used: set[str] = set()
+    prefixes = model.pretrained_cfg.backbone_prefixes
+    for prefix in prefixes:
+        target = model.get_submodule(prefix)
+        tensors = target.state_dict(keep_vars=True)
+        given: set[str] = set()
+        for key, name in _targets(target).items():
+            if key not in source:
+                continue
+            used.add(key)
+            given.add(name)
+            how = _copy(tensors[name], source[key], f"{prefix}.{name}", path, inflate)
+            (report.inflated if how == "inflated" else report.loaded).append(f"{prefix}.{name}")
+        report.missing += sorted(f"{prefix}.{k}" for k in tensors if k not in given)
+    outside = tuple(f"{prefix}." for prefix in prefixes)
+    report.missing += sorted(k for k in model.state_dict() if not k.startswith(outside))
+    report.unexpected = sorted(set(source) - used)
+    return report
+
+
+def _load_whole(model: nn.Module, source: dict[str, torch.Tensor], path: str | Path) -> LoadReport:
+    report = LoadReport()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if key not in source:
+            report.missing.append(key)
+        elif "classifier" in key and source[key].shape != tensor.shape:
+            log.warning(
+                "%s: %s has shape %s in the file, %s in the model (another number of "
+                "identities); kept initialised",
+                path,
+                key,
+                tuple(source[key].shape),
+                tuple(tensor.shape),
+            )
+            report.missing.append(key)
+            report.unexpected.append(key)
+        else:
+            _copy(tensor, source[key], key, path, inflate="none")
+            report.loaded.append(key)
+    extra = set(source) - set(model.state_dict())
+    report.unexpected = sorted([*report.unexpected, *extra])
+    report.missing.sort()
     return report
 
 
@@ -132,15 +186,18 @@ def _copy(dest: torch.Tensor, src: torch.Tensor, key: str, path: str | Path, inf
     if dest.shape == src.shape:
         dest.copy_(src)
         return "loaded"
-    if src.dim() == 4 and dest.dim() == 5 and dest.shape[:2] + dest.shape[3:] == src.shape:
+    if (
+        inflate != "none"
+        and src.dim() == 4
+        and dest.dim() == 5
+        and dest.shape[:2] + dest.shape[3:] == src.shape
+    ):
         kt = dest.shape[2]
         if inflate == "center":
             dest.zero_()
             dest[:, :, kt // 2].copy_(src)
-        elif inflate == "mean":
-            dest.copy_(src.unsqueeze(2).expand_as(dest) / kt)
         else:
-            raise ValueError(f"inflate must be 'center' or 'mean', got {inflate!r}")
+            dest.copy_(src.unsqueeze(2).expand_as(dest) / kt)
         return "inflated"
     raise WeightsError(
         f"{path}: {key} has shape {tuple(src.shape)} in the file but the model expects "

@@ -88,3 +88,36 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save(torchvision.models.resnet18(), path)  # a whole module: needs unpickling code
     with pytest.raises(WeightsError, match="weights_only=True"):
         create_model("c2d_r18", pretrained=path)
+
+
+def test_a_checkpoint_of_the_model_itself_loads_by_name(tmp_path):
+    torch.manual_seed(1)
+    trained = create_model("ap3d_r18", num_classes=5)
+    path = tmp_path / "trained.pth"
+    torch.save(trained.state_dict(), path)
+    torch.manual_seed(2)
+    model = create_model("ap3d_r18", num_classes=5, pretrained=path)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_a_classifier_for_other_identities_is_skipped_and_reported(tmp_path, caplog):
+    path = tmp_path / "mars.pth"
+    torch.save(create_model("c2d_r18", num_classes=625).state_dict(), path)
+    model = create_model("c2d_r18", num_classes=150)
+    report = load_pretrained(model, path)
+    assert report.missing == ["head.classifier.bias", "head.classifier.weight"]
+    assert report.unexpected == report.missing
+    assert "another number of identities" in caplog.text
+
+
+def test_a_file_of_which_nothing_fits_is_an_error(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"encoder.weight": torch.zeros(3)}, path)
+    with pytest.raises(WeightsError, match=r"none of its 1 tensors fits AP3DResNet"):
+        create_model("c2d_r18", pretrained=path)
+
+
+def test_an_unknown_inflation_is_refused(resnet50_file):
+    with pytest.raises(ValueError, match="inflate must be 'center' or 'mean', got 'centre'"):
+        load_pretrained(create_model("c2d_r50"), resnet50_file, inflate="centre")
