@@ -46,8 +46,8 @@ AP3D_CFG = PretrainedCfg(
     embedding_dim=2048,
     distance="cosine",
 )
-HALF_OF_LAYER2_3 = {50: ((2, 0), (2, 2), (3, 0), (3, 2), (3, 4)), 34: None, 18: ((2, 0), (3, 0))}
-HALF_OF_LAYER2_3[34] = HALF_OF_LAYER2_3[50]
+_EVEN_BLOCKS_3_4_6 = ((2, 0), (2, 2), (3, 0), (3, 2), (3, 4))
+HALF_OF_LAYER2_3 = {50: _EVEN_BLOCKS_3_4_6, 34: _EVEN_BLOCKS_3_4_6, 18: ((2, 0), (3, 0))}
 NONLOCAL_AFTER = {2: frozenset({1, 3}), 3: frozenset({1, 3, 5})}
 Kind = Literal["c2d", "i3d", "p3d"]
 

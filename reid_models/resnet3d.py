@@ -162,18 +162,16 @@ class ResLayer(nn.Module):
         self, blocks: Sequence[nn.Module], nonlocal_after: frozenset[int], *, pool_first: bool
     ) -> None:
         super().__init__()
-        self.order: list[str] = []
+        # Children run in the order they are added (nn.Module keeps insertion order).
         for i, block in enumerate(blocks):
             self.add_module(str(i), block)
-            self.order.append(str(i))
             if i in nonlocal_after:
                 channels = _out_channels(block)
                 self.add_module(f"nonlocal{i}", NonLocalBlock(channels, pool_first=pool_first))
-                self.order.append(f"nonlocal{i}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self.order:
-            x = getattr(self, name)(x)
+        for module in self.children():
+            x = module(x)
         return x
 
 
