@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.commands import config_cmd, doctor, track
+from pipeline.commands import bench, config_cmd, doctor, track
 
 #: In the order `reidstream --help` lists them.
-COMMANDS = (config_cmd, doctor, track)
+COMMANDS = (config_cmd, doctor, track, bench)
