@@ -177,11 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reid_models.summary", description=__doc__)
     parser.add_argument("--models", nargs="+", default=list_models(), metavar="NAME")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     costs = []
-    for name in args.models:
-        costs.append(measure(name))
-        sys.stderr.write(f"measured {name}\n")
+    with torch.no_grad():
+        for name in args.models:
+            costs.append(measure(name))
+            sys.stderr.write(f"measured {name}\n")
     sys.stdout.write(format_table(costs) + "\n\n" + format_other(other_figures()) + "\n")
     return 0
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pipeline.commands import bench, config_cmd, doctor, track
+from pipeline.commands import (
+    bench,
+    config_cmd,
+    doctor,
+    eval_cmd,
+    results,
+    track,
+    train,
+)
 
 #: In the order `reidstream --help` lists them.
-COMMANDS = (config_cmd, doctor, track, bench)
+COMMANDS = (config_cmd, doctor, track, train, eval_cmd, results, bench)

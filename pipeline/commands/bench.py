@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.commands import bench_loader
+
 __all__ = ["BENCHES", "add_parser"]
 
 #: Benchmark targets, in the order `reidstream bench --help` lists them.
-BENCHES: tuple = ()
+BENCHES: tuple = (bench_loader,)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
