@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from deploy.engines import list_engines
 from detectors.registry import list_detectors, list_trackers
 from pipeline.config import setting
+from reid_models import list_models
 
 __all__ = [
     "DetectorConfig",
     "KafkaConfig",
+    "ReidEngineConfig",
     "ReidstreamConfig",
+    "TensorRTConfig",
     "TrackCommandConfig",
     "TrackerConfig",
 ]
@@ -278,6 +282,192 @@ class TrackCommandConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTConfig:
+    """How the tensorrt engine builds its plan from the exported ONNX graph."""
+
+    workspace_gib: float = setting(
+        4.0,
+        gt=0.0,
+        help="Scratch GPU memory (GiB) the builder may give one layer. More lets it pick faster "
+        "tactics; less leaves room for other processes on the GPU.",
+    )
+    min_batch: int = setting(
+        1,
+        ge=1,
+        help="Smallest batch of the optimisation profile; batches below it are refused.",
+    )
+    opt_batch: int = setting(
+        16,
+        ge=1,
+        help="Batch the kernels are tuned for; set it to the typical batch the stage forms "
+        "(cameras x people in view). Other batches run, a little slower.",
+    )
+    max_batch: int | None = setting(
+        None,
+        ge=1,
+        help="Largest batch of the profile (default: reid.max_batch). Larger accepts bigger "
+        "batches at the cost of build time and activation memory.",
+    )
+    cache_dir: Path | None = setting(
+        None,
+        help="Folder of built plans, keyed by model file, GPU and options (default: "
+        "~/.cache/reidstream/engines). A build takes minutes; the cache makes restarts instant.",
+    )
+    calibration_dir: Path | None = setting(
+        None,
+        help="Folder of sample clips for int8 entropy calibration; required by "
+        "reid.precision=int8. Clips from the deployment's own cameras calibrate best.",
+    )
+    calibration_batches: int = setting(
+        32,
+        ge=1,
+        help="Most calibration batches read. More gives steadier int8 ranges at the cost of "
+        "a longer build.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_batch > self.opt_batch:
+            raise ValueError(
+                f"min_batch = {self.min_batch} must not exceed opt_batch = {self.opt_batch}"
+            )
+        if self.max_batch is not None and self.max_batch < self.opt_batch:
+            raise ValueError(
+                f"max_batch = {self.max_batch} must be at least opt_batch = {self.opt_batch}"
+            )
+
+
+#: Engines that read an ONNX file and those that build a registered model.
+_ONNX_ENGINES = ("onnxruntime", "tensorrt", "external-onnx")
+
+
+@dataclass(frozen=True)
+class ReidEngineConfig:
+    """The video ReID model and the engine that runs it (see `deploy.engines.create_engine`)."""
+
+    engine: str = setting(
+        "auto",
+        help="Runtime: 'torch' (PyTorch, eager or compiled), 'onnxruntime' (an exported graph), "
+        "'tensorrt' (a TensorRT plan built from the graph; NVIDIA GPUs, fastest), "
+        "'external-onnx' (an image ReID ONNX model such as OSNet, applied per frame and "
+        "averaged) or 'auto' (the fastest installed one that has what it needs: tensorrt > "
+        "onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU).",
+    )
+    model: str | None = setting(
+        "ap3d_r50",
+        help="Registered video ReID model (reidstream models lists them). Must match "
+        "checkpoint and onnx_path; none for external-onnx.",
+    )
+    checkpoint: Path | None = setting(
+        None,
+        help="Trained weights of `model` for the torch engine (a reidstream checkpoint or a "
+        "state dict). Without one the network is untrained and its embeddings are useless.",
+    )
+    onnx_path: Path | None = setting(
+        None,
+        help="Exported graph (reidstream export; its .json sidecar beside it) for onnxruntime "
+        "and tensorrt, or the image ReID model for external-onnx.",
+    )
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = setting(
+        "fp32",
+        help="Arithmetic precision. fp16/bf16 roughly double GPU throughput for a cosine "
+        "change below 1e-3; int8 (tensorrt only, needs calibration) is faster again but "
+        "costs accuracy. On a CPU keep fp32.",
+    )
+    device: str = setting(
+        "auto",
+        pattern=r"auto|cpu|cuda(:\d+)?",
+        help="Device of the ReID engine; 'auto' follows the top-level device.",
+    )
+    max_batch: int = setting(
+        32,
+        ge=1,
+        le=1024,
+        help="Most clips per engine call; larger batches raise GPU throughput but also the "
+        "latency of each batch and the memory it needs.",
+    )
+    compile: bool = setting(
+        False,
+        help="torch engine: wrap the model in torch.compile. Faster steady state on GPU "
+        "(CUDA graphs with compile_mode=reduce-overhead); each batch-size bucket compiles on "
+        "first use, which takes tens of seconds.",
+    )
+    compile_mode: Literal[
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    ] = setting(
+        "reduce-overhead",
+        help="torch.compile mode: 'reduce-overhead' adds CUDA graphs (least launch overhead, "
+        "more GPU memory), 'max-autotune' also benchmarks kernels (slowest start), 'default' "
+        "compiles fastest.",
+    )
+    channels_last: bool = setting(
+        False,
+        help="torch engine: channels-last memory layout; usually faster with fp16/bf16 on "
+        "tensor-core GPUs, often slower on CPUs.",
+    )
+    intra_op_threads: int = setting(
+        0,
+        ge=0,
+        help="onnxruntime and external-onnx: CPU threads per session (0: one per core). Lower "
+        "it when several engines or processes share the CPU.",
+    )
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+
+    def __post_init__(self) -> None:
+        if self.engine not in list_engines():
+            raise ValueError(
+                f"engine = {self.engine!r}: expected one of {', '.join(list_engines())}"
+            )
+        if self.model is not None and self.model not in list_models():
+            raise ValueError(f"model = {self.model!r}: expected one of {', '.join(list_models())}")
+        if self.precision == "int8" and self.engine not in ("tensorrt", "auto"):
+            raise ValueError(f"precision = 'int8' needs engine = 'tensorrt', got {self.engine!r}")
+
+    def missing(self) -> list[str]:
+        """What a command that embeds clips needs and this config lacks."""
+        if self.engine in _ONNX_ENGINES and self.onnx_path is None:
+            return [f"reid.onnx_path: the {self.engine!r} engine needs an ONNX file; none given"]
+        if self.engine == "torch" and self.model is None and self.checkpoint is None:
+            return ["reid.model: the 'torch' engine needs a model name (or a TorchScript file)"]
+        return []
+
+    def options(self, *, device: str) -> dict[str, Any]:
+        """Keyword arguments for `deploy.engines.create_engine(self.engine, ...)`.
+
+        Args:
+            device: The resolved top-level device, used when ``reid.device`` is 'auto'.
+        """
+        options: dict[str, Any] = {
+            "model": None if self.engine == "external-onnx" else self.model,
+            "checkpoint": self.checkpoint,
+            "onnx_path": self.onnx_path,
+            "device": device if self.device == "auto" else self.device,
+            "precision": self.precision,
+            "max_batch": self.max_batch,
+        }
+        if self.engine in ("torch", "auto"):
+            options |= {
+                "compile": self.compile,
+                "compile_mode": self.compile_mode,
+                "channels_last": self.channels_last,
+            }
+        if self.engine in ("onnxruntime", "external-onnx", "auto"):
+            options["intra_op_threads"] = self.intra_op_threads
+        if self.engine in ("tensorrt", "auto"):
+            trt = self.tensorrt
+            if self.engine == "tensorrt":  # the profile's largest batch bounds every call
+                options["max_batch"] = trt.max_batch or self.max_batch
+            options |= {
+                "workspace_gib": trt.workspace_gib,
+                "min_batch": trt.min_batch,
+                "opt_batch": trt.opt_batch,
+                "cache_dir": trt.cache_dir,
+                "calibration_dir": trt.calibration_dir,
+                "calibration_batches": trt.calibration_batches,
+            }
+        return options
+
+
+@dataclass(frozen=True)
 class ReidstreamConfig:
     """Root of the configuration tree."""
 
@@ -294,3 +484,4 @@ class ReidstreamConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     track: TrackCommandConfig = field(default_factory=TrackCommandConfig)
+    reid: ReidEngineConfig = field(default_factory=ReidEngineConfig)

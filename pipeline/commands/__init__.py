@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pipeline.commands import (
     bench,
+    compile_cmd,
     config_cmd,
     doctor,
     eval_cmd,
+    export_cmd,
     results,
     track,
     train,
 )
 
 #: In the order `reidstream --help` lists them.
-COMMANDS = (config_cmd, doctor, track, train, eval_cmd, results, bench)
+COMMANDS = (config_cmd, doctor, track, train, eval_cmd, results, export_cmd, compile_cmd, bench)
