@@ -1,0 +1,549 @@
+"""The container and cluster manifests agree with each other and with the code they deploy.
+
+Docker and Kubernetes do not run here, so these tests read the files and check the references
+between them: the metrics port and health path (pipeline.metrics) in the Dockerfiles, compose,
+Prometheus and the Kubernetes probes and Services; every metric a dashboard or alerting rule
+names is declared in pipeline/metrics.py; the site configuration loads through the real config
+loader, in every form the deployments give it (file, ConfigMap, environment, command line).
+
+The checkers return lists of problems; the tests that plant a fault show that each can fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.config import load_config
+from pipeline.metrics import HEALTH_PATH, METRICS_PATH, METRICS_PORT, MetricInfo, PipelineMetrics
+from pipeline.settings import ReidstreamConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SITE_FILE = DEPLOY / "config" / "site.yaml"
+K8S = DEPLOY / "k8s"
+DASHBOARD_DIR = DEPLOY / "grafana" / "dashboards"
+#: The compose service that runs the pipeline, and the one that runs the broker.
+PIPELINE_SERVICE, KAFKA_SERVICE = "reidstream", "kafka"
+#: Labels Prometheus adds to every scraped series (target labels).
+TARGET_LABELS = {"instance", "job"}
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE_FILE)
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[dict[str, Any]]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.open())]
+
+
+@pytest.fixture(scope="module")
+def known_series() -> dict[str, MetricInfo]:
+    return PipelineMetrics().series_names()
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Compose short-syntax volumes of a service: container path -> host path or volume name."""
+    out = {}
+    for spec in service.get("volumes", []):
+        source, target = spec.split(":")[:2]
+        out[target] = source
+    return out
+
+
+def published(service: Mapping[str, Any]) -> dict[int, int]:
+    """Compose `ports` of a service: container port -> host port."""
+    out = {}
+    for spec in map(str, service.get("ports", [])):
+        parts = spec.split(":")  # [ip:]host:container, or container alone
+        out[int(parts[-1])] = int(parts[-2] if len(parts) > 1 else parts[-1])
+    return out
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+def test_every_manifest_parses():
+    files = [COMPOSE_FILE, *sorted(DEPLOY.rglob("*.yaml")), *sorted(DEPLOY.rglob("*.yml"))]
+    for path in files:
+        docs = list(yaml.safe_load_all(path.read_text()))
+        assert docs and all(doc is not None for doc in docs), path
+    jsons = sorted(DEPLOY.rglob("*.json"))
+    assert DASHBOARD_DIR / "reidstream.json" in jsons
+    for path in jsons:
+        assert isinstance(json.loads(path.read_text()), dict), path
+
+
+# ------------------------------------------------------------------------- PromQL references
+
+_METRIC = re.compile(r"\breidstream_\w+")
+_SELECTOR = re.compile(r"\b(reidstream_\w+)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+_LABEL_VALUES = re.compile(r"label_values\(\s*(reidstream_\w+)\s*,\s*(\w+)\s*\)")
+
+
+def promql_problems(exprs: Iterable[str], known: Mapping[str, MetricInfo]) -> list[str]:
+    """Metrics not declared in pipeline/metrics.py, and labels those metrics do not have.
+
+    `known` maps every exposed series name (`x_total`, `x_bucket`, `x_sum`, ...) to its family.
+    """
+    problems = []
+    for expr in exprs:
+        names = set(_METRIC.findall(expr))
+        problems += [f"{expr!r}: unknown metric {n}" for n in sorted(names - set(known))]
+        allowed = TARGET_LABELS | {"le"}
+        allowed |= {label for n in names & set(known) for label in known[n].labels}
+        for name, body in _SELECTOR.findall(expr):
+            if name in known:
+                own = TARGET_LABELS | set(known[name].labels)
+                own |= {"le"} if name.endswith("_bucket") else set()
+                bad = sorted(set(_MATCHER.findall(body)) - own)
+                problems += [f"{expr!r}: {name} has no label {label}" for label in bad]
+        for group in _GROUPING.findall(expr):
+            labels = {label.strip() for label in group.split(",") if label.strip()}
+            problems += [f"{expr!r}: no metric has label {b}" for b in sorted(labels - allowed)]
+        for name, label in _LABEL_VALUES.findall(expr):
+            if name in known and label not in set(known[name].labels) | TARGET_LABELS:
+                problems.append(f"{expr!r}: {name} has no label {label}")
+    return problems
+
+
+def dashboard_exprs(dashboard: Mapping[str, Any]) -> Iterator[str]:
+    """Every PromQL expression of a Grafana dashboard: panel targets (rows too) and variables."""
+
+    def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    for panel in panels(dashboard.get("panels", [])):
+        for target in panel.get("targets", []):
+            yield target["expr"]
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        yield query["query"] if isinstance(query, dict) else str(query or "")
+
+
+def rule_exprs(rules: Mapping[str, Any]) -> Iterator[str]:
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            yield str(rule["expr"])
+
+
+def dashboards() -> list[Path]:
+    return sorted(DASHBOARD_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", dashboards(), ids=lambda p: p.name)
+def test_dashboard_metrics_exist(path, known_series):
+    exprs = list(dashboard_exprs(json.loads(path.read_text())))
+    assert exprs
+    assert promql_problems(exprs, known_series) == []
+
+
+def test_alerting_rules_metrics_exist(known_series):
+    exprs = list(rule_exprs(load_yaml(DEPLOY / "prometheus" / "rules.yml")))
+    assert exprs
+    assert promql_problems(exprs, known_series) == []
+
+
+def test_metric_check_finds_a_planted_unknown_metric(known_series):
+    dashboard = json.loads((DASHBOARD_DIR / "reidstream.json").read_text())
+    dashboard["panels"][-1]["targets"].append(
+        {"refId": "Z", "expr": "sum(rate(reidstream_frames_eaten_total[5m]))"}
+    )
+    dashboard["panels"].append(  # a counter has no _bucket series
+        {"type": "row", "panels": [{"targets": [{"expr": "reidstream_frames_in_bucket"}]}]}
+    )
+    problems = promql_problems(dashboard_exprs(dashboard), known_series)
+    assert problems == [
+        "'sum(rate(reidstream_frames_eaten_total[5m]))': unknown metric "
+        "reidstream_frames_eaten_total",
+        "'reidstream_frames_in_bucket': unknown metric reidstream_frames_in_bucket",
+    ]
+
+
+def test_label_check_finds_planted_unknown_labels(known_series):
+    exprs = [
+        'sum by (gpu) (rate(reidstream_frames_in_total{stage="embed"}[1m]))',
+        "label_values(reidstream_queue_depth, camera)",
+        # Valid: a histogram's bucket has `le`; target labels exist on every series.
+        "histogram_quantile(0.9, sum by (le, instance) (rate("
+        'reidstream_stage_latency_seconds_bucket{stage="embed", le!="+Inf"}[1m])))',
+    ]
+    assert promql_problems(exprs, known_series) == [
+        f"{exprs[0]!r}: reidstream_frames_in_total has no label stage",
+        f"{exprs[0]!r}: no metric has label gpu",
+        f"{exprs[1]!r}: reidstream_queue_depth has no label camera",
+    ]
+
+
+def test_dashboard_shows_every_pipeline_metric(known_series):
+    text = " ".join(dashboard_exprs(json.loads((DASHBOARD_DIR / "reidstream.json").read_text())))
+    used = {known_series[name].name for name in _METRIC.findall(text)}
+    declared = {info.name for info in known_series.values() if info.kind != "info"}
+    assert declared - used == set()
+    for quantile in ("0.5", "0.99"):
+        assert f"histogram_quantile({quantile}, sum by (stage, le) (rate(" in text
+    assert "histogram_quantile(0.99, sum by (le) (rate(reidstream_frame_to_link" in text
+
+
+# ------------------------------------------------------------------------------- Dockerfiles
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out, buffer = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not buffer):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        buffer += line
+        keyword, _, args = buffer.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+        buffer = ""
+    return out
+
+
+def image_pin_problem(image: str) -> str | None:
+    """Why `image` is not pinned to a fixed version, or None if it is."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    if not tag:
+        return f"{image}: no tag (means :latest)"
+    if tag == "latest":
+        return f"{image}: the :latest tag moves"
+    return None
+
+
+def dockerfile_problems(text: str, *, port: int) -> list[str]:
+    """Unpinned base, missing EXPOSE/HEALTHCHECK of `port`, root user, wrong entrypoint."""
+    instructions = dockerfile_instructions(text)
+    problems, args = [], {}
+    for keyword, rest in instructions:
+        if keyword == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip()
+        elif keyword == "FROM":
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m[1], m[0]), rest.split()[0])
+            problems.append(image_pin_problem(image))
+    found = dict(instructions)  # the last of each instruction counts
+    exposed = {p.split("/")[0] for p in found.get("EXPOSE", "").split()}
+    if str(port) not in exposed:
+        problems.append(f"EXPOSE {found.get('EXPOSE')!r} lacks the metrics port {port}")
+    if f":{port}{HEALTH_PATH}" not in found.get("HEALTHCHECK", ""):
+        problems.append(f"HEALTHCHECK does not request :{port}{HEALTH_PATH}")
+    if found.get("USER", "root").split(":")[0] in ("root", "0"):
+        problems.append(f"runs as root (USER {found.get('USER')!r})")
+    entrypoint = json.loads(found.get("ENTRYPOINT", "[]"))
+    if not entrypoint or entrypoint[-1] != "reidstream":
+        problems.append(f"ENTRYPOINT {entrypoint!r} does not end in reidstream")
+    return [p for p in problems if p]
+
+
+def dockerfiles() -> list[Path]:
+    return sorted((DEPLOY / "docker").glob("Dockerfile*"))
+
+
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)
+def test_dockerfile(path):
+    assert dockerfile_problems(path.read_text(), port=METRICS_PORT) == []
+
+
+def test_dockerfile_check_finds_planted_faults():
+    planted = "\n".join(
+        [
+            "ARG BASE=nvcr.io/nvidia/pytorch:latest",
+            "FROM ${BASE}",
+            "FROM python",
+            "EXPOSE 8080",
+            'HEALTHCHECK CMD ["curl", "http://127.0.0.1:8080/healthz"]',
+            'ENTRYPOINT ["python", "-m", "pipeline"]',
+        ]
+    )
+    assert dockerfile_problems(planted, port=9400) == [
+        "nvcr.io/nvidia/pytorch:latest: the :latest tag moves",
+        "python: no tag (means :latest)",
+        "EXPOSE '8080' lacks the metrics port 9400",
+        "HEALTHCHECK does not request :9400/healthz",
+        "runs as root (USER None)",
+        "ENTRYPOINT ['python', '-m', 'pipeline'] does not end in reidstream",
+    ]
+
+
+def test_gpu_image_ships_tensorrt_and_default_config():
+    text = (DEPLOY / "docker" / "Dockerfile.gpu").read_text()
+    args = dict(i for i in dockerfile_instructions(text) if i[0] == "ARG")
+    assert args["ARG"].startswith("BASE_IMAGE=nvcr.io/nvidia/pytorch:")
+    assert "import cv2, tensorrt, torch_tensorrt" in text
+    assert "COPY deploy/config/site.yaml /etc/reidstream/site.yaml" in text
+
+
+def test_dockerignore_keeps_what_the_build_copies():
+    patterns = (ROOT / ".dockerignore").read_text().split()
+    kept = {p[1:] for p in patterns if p.startswith("!")}
+    for path in dockerfiles():
+        for keyword, rest in dockerfile_instructions(path.read_text()):
+            if keyword == "COPY" and not rest.startswith("--from"):
+                for source in rest.split()[:-1]:
+                    assert source.split("/")[0] in kept, (path.name, source)
+
+
+# ------------------------------------------------------------------------------------ compose
+
+
+def test_compose_images_are_pinned(compose):
+    for name, service in compose["services"].items():
+        assert image_pin_problem(service["image"]) is None, name
+    assert compose["services"][PIPELINE_SERVICE]["image"] == f"reidstream:{VERSION}-gpu"
+
+
+def test_compose_runs_the_pipeline_on_a_gpu_with_the_site_config(compose):
+    service = compose["services"][PIPELINE_SERVICE]
+    assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    command = service["command"]
+    assert command[:2] == ["run", "--config"]
+    assert (ROOT / mounts(service)[command[2]]).resolve() == SITE_FILE
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert published(service)[METRICS_PORT] == METRICS_PORT
+    assert service["depends_on"][KAFKA_SERVICE]["condition"] == "service_healthy"
+    site = load_yaml(SITE_FILE)
+    cache = Path(site["reid"]["tensorrt"]["cache_dir"])
+    assert any(cache.is_relative_to(target) for target in mounts(service))
+
+
+def listener_map(value: str) -> dict[str, tuple[str, int]]:
+    """'NAME://host:port,...' -> {NAME: (host, port)}."""
+    out = {}
+    for item in value.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        out[name] = (host, int(port))
+    return out
+
+
+def test_compose_kafka_is_a_kraft_broker_the_pipeline_reaches(compose):
+    service = compose["services"][KAFKA_SERVICE]
+    env = {k: str(v) for k, v in service["environment"].items()}
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    listeners = listener_map(env["KAFKA_LISTENERS"])
+    advertised = listener_map(env["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(listeners) == set(protocols)
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in listeners and controller not in advertised
+    hostname = service.get("hostname", KAFKA_SERVICE)
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+        f"{env['KAFKA_NODE_ID']}@{hostname}:{listeners[controller][1]}"
+    )
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    for name, (host, port) in advertised.items():
+        assert listeners[name][1] == port, name
+        if host not in (KAFKA_SERVICE, hostname):  # the host-facing listener is published
+            assert published(service)[port] == port, name
+    # The pipeline bootstraps from the in-network listener.
+    site = load_config(ReidstreamConfig, path=SITE_FILE, environ={})
+    in_network = {f"{h}:{p}" for h, p in advertised.values() if h == KAFKA_SERVICE}
+    assert set(site.kafka.bootstrap_servers) <= in_network
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
+    assert env["KAFKA_LOG_DIRS"] in mounts(service)
+
+
+def test_prometheus_scrapes_the_pipeline(compose):
+    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "reidstream"]
+    assert job.get("metrics_path", "/metrics") == METRICS_PATH
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert targets == [f"{PIPELINE_SERVICE}:{METRICS_PORT}"]
+    service = compose["services"]["prometheus"]
+    files = mounts(service)
+    assert (ROOT / files["/etc/prometheus/prometheus.yml"]).resolve() == (
+        DEPLOY / "prometheus" / "prometheus.yml"
+    )
+    assert "--config.file=/etc/prometheus/prometheus.yml" in service["command"]
+    for rule_file in config["rule_files"]:
+        assert (ROOT / files[rule_file]).is_file(), rule_file
+
+
+def test_grafana_provisions_the_datasource_and_dashboard(compose):
+    service = compose["services"]["grafana"]
+    files = mounts(service)
+    provisioning = ROOT / files["/etc/grafana/provisioning"]
+    (source,) = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    host, _, port = source["url"].removeprefix("http://").partition(":")
+    assert host in compose["services"] and int(port) in published(compose["services"][host])
+    (provider,) = load_yaml(provisioning / "dashboards" / "reidstream.yml")["providers"]
+    assert (ROOT / files[provider["options"]["path"]]).resolve() == DASHBOARD_DIR
+    home = Path(service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (DASHBOARD_DIR / home.relative_to(provider["options"]["path"])).is_file()
+    for path in dashboards():
+        dashboard = json.loads(path.read_text())
+        uids = {
+            p["datasource"]["uid"]
+            for p in dashboard["panels"] + dashboard["templating"]["list"]
+            if "datasource" in p
+        }
+        assert uids == {source["uid"]}, path.name
+
+
+# -------------------------------------------------------------------------- configuration
+
+
+def test_site_config_loads():
+    cfg = load_config(ReidstreamConfig, path=SITE_FILE, environ={})
+    assert cfg.reid.engine == "tensorrt" and cfg.detector.missing() == []
+    assert cfg.reid.missing() == []
+
+
+def test_configmap_carries_the_site_config_verbatim_and_it_loads(k8s, tmp_path):
+    (configmap,) = by_kind(k8s, "ConfigMap")
+    text = configmap["data"]["site.yaml"]
+    assert text == SITE_FILE.read_text()
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    assert load_config(ReidstreamConfig, path=path, environ={}) == load_config(
+        ReidstreamConfig, path=SITE_FILE, environ={}
+    )
+
+
+def test_cpu_image_default_command_loads():
+    text = (DEPLOY / "docker" / "Dockerfile.cpu").read_text()
+    command = json.loads(dict(dockerfile_instructions(text))["CMD"])
+    overrides = [item for item in command if "=" in item]
+    cfg = load_config(ReidstreamConfig, path=SITE_FILE, environ={}, overrides=overrides)
+    assert (cfg.device, cfg.reid.engine, cfg.reid.precision) == ("cpu", "onnxruntime", "fp32")
+
+
+# ------------------------------------------------------------------------------- Kubernetes
+
+
+def containers(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+def container_environ(container: Mapping[str, Any], pod_name: str) -> dict[str, str]:
+    """The container's environment as the kubelet would set it (fieldRefs resolved)."""
+    env = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        else:
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", item
+            env[item["name"]] = pod_name
+    return env
+
+
+def test_k8s_resources_and_namespace(k8s):
+    kinds = sorted(d["kind"] for d in k8s)
+    expected = ["Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Deployment"]
+    assert kinds == sorted([*expected, "Service", "ServiceMonitor", "Kustomization"])
+    (namespace,) = by_kind(k8s, "Namespace")
+    name = namespace["metadata"]["name"]
+    for doc in k8s:
+        if doc["kind"] == "Kustomization":
+            assert doc["namespace"] == name
+            listed = set(doc["resources"])
+            on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+            assert on_disk - listed == {"servicemonitor.yaml"}  # needs the Prometheus Operator
+        elif doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == name, doc["kind"]
+
+
+@pytest.mark.parametrize("component", ["worker", "matcher"])
+def test_k8s_deployment(k8s, component):
+    (deployment,) = [
+        d
+        for d in by_kind(k8s, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    template = deployment["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = containers(deployment)
+    (port,) = container["ports"]
+    assert (port["name"], port["containerPort"]) == ("metrics", METRICS_PORT)
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == HEALTH_PATH and get["port"] in ("metrics", METRICS_PORT), probe
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    assert annotations["prometheus.io/path"] == METRICS_PATH
+    gpus = container["resources"].get("requests", {}).get("nvidia.com/gpu")
+    if component == "worker":
+        assert gpus == container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert container["image"] == f"reidstream:{VERSION}-gpu"
+    else:
+        assert gpus is None and container["image"] == f"reidstream:{VERSION}-cpu"
+    assert container["args"][0] == component
+    assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("component", ["worker", "matcher"])
+def test_k8s_deployment_config_loads(k8s, component, tmp_path):
+    """The --config path is the mounted ConfigMap key; with the container's REIDSTREAM_*
+    environment it loads through the real loader."""
+    (deployment,) = [d for d in by_kind(k8s, "Deployment") if component in d["metadata"]["name"]]
+    (configmap,) = by_kind(k8s, "ConfigMap")
+    (container,) = containers(deployment)
+    config_path = Path(container["args"][container["args"].index("--config") + 1])
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == config_path.parent]
+    assert volumes[mount["name"]]["configMap"]["name"] == configmap["metadata"]["name"]
+    site = tmp_path / config_path.name
+    site.write_text(configmap["data"][config_path.name])
+    pod_name = f"{deployment['metadata']['name']}-7d9c5b6f4-x2k8q"
+    env = container_environ(container, pod_name)
+    assert env and all(name.startswith("REIDSTREAM_") for name in env)
+    cfg = load_config(ReidstreamConfig, path=site, environ=env)
+    assert cfg.kafka.client_id == pod_name
+    assert cfg.kafka.bootstrap_servers == (env["REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS"],)
+
+
+def test_k8s_metrics_service_reaches_every_pod(k8s):
+    (service,) = by_kind(k8s, "Service")
+    selector = service["spec"]["selector"]
+    deployments = by_kind(k8s, "Deployment")
+    assert len(deployments) == 2
+    for deployment in deployments:
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), deployment["metadata"]["name"]
+        ports = {p["name"]: p["containerPort"] for c in containers(deployment) for p in c["ports"]}
+        for port in service["spec"]["ports"]:
+            assert ports[port["targetPort"]] == port["port"] == METRICS_PORT
+    (monitor,) = by_kind(k8s, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    assert all(e["path"] == METRICS_PATH for e in monitor["spec"]["endpoints"])
