@@ -484,3 +484,23 @@ def test_evaluate_model_matches_the_pipeline_by_hand(tmp_path):
     assert 0.0 < reranked.mAP <= 1.0
     with pytest.raises(ValueError, match="0 query and 7 gallery"):
         evaluate_model(model, VideoDataset("toy", (), (), gallery), **common)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp_dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_cuda_amp_trains_and_resumes_exactly(tmp_path, amp_dtype):
+    """On CUDA, fp16 runs through the gradient scaler (whose state the checkpoint carries) and
+    bf16 without it; either way a resumed run ends where an uninterrupted one does."""
+    options = {"device": "cuda", "amp_dtype": amp_dtype}
+    straight = make_trainer(tmp_path / "a", epochs=4, **options)
+    straight.fit()
+    make_trainer(tmp_path / "b", epochs=2, **options).fit()
+    resumed = make_trainer(tmp_path / "b", epochs=4, resume=tmp_path / "b" / "last.pt", **options)
+    resumed.fit()
+
+    assert straight.scaler.is_enabled() == (amp_dtype == torch.float16)
+    assert resumed.scaler.state_dict() == straight.scaler.state_dict()
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert a.is_cuda and torch.equal(a, b), name
