@@ -56,7 +56,8 @@ class LoadReport:
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Reads a tensor-only state dict (``weights_only=True``); unwraps ``{"state_dict": ...}``."""
+    """Reads a tensor-only state dict (``weights_only=True``); unwraps ``{"model": ...}`` and
+    ``{"state_dict": ...}``, the two ways training runs wrap one."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
@@ -64,10 +65,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler raises anything from IndexError to UnpicklingError
         raise WeightsError(
-            f"{path} is not a PyTorch state dict readable with weights_only=True: {err}"
+            f"{path} is not a PyTorch state dict: not readable by torch.load(weights_only=True): "
+            f"{err}"
         ) from err
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
     if not isinstance(obj, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):

@@ -52,7 +52,7 @@ from reid_models import create_model
 from reid_models.base import ReIDModel
 from reid_models.layers.vlad import SoftVLAD
 from reid_models.pretrained import PretrainedCfg
-from reid_models.weights import WeightsError, load_pretrained
+from reid_models.weights import WeightsError, load_pretrained, load_state_dict_file
 
 __all__ = ["COMPILE_MODES", "FP32_MODULES", "TorchEngine", "load_checkpoint", "load_model"]
 
@@ -79,8 +79,9 @@ def load_model(name: str, *, checkpoint: str | Path | None = None, **overrides: 
 def load_checkpoint(model: ReIDModel, path: str | Path) -> None:
     """Loads a checkpoint of `model`, or a backbone file in the model's source format.
 
-    Accepted: a plain state dict of the model, ``{"state_dict": ...}``, or what the trainers
-    write, ``{"model": state_dict, "config": {...}}``. Keys may carry DataParallel's ``module.``.
+    Accepted (read by `reid_models.weights.load_state_dict_file`): a plain state dict of the
+    model, ``{"state_dict": ...}`` (what ``reidstream train`` writes in best.pt and last.pt) or
+    ``{"model": ...}``. Keys may carry DataParallel's ``module.``.
     A state dict of the model must provide every key the model has; classifier weights for the
     training identities are skipped (the engine serves embeddings). A file in the model's
     `PretrainedCfg.source_format` (e.g. ImageNet ResNet weights) goes through
@@ -89,22 +90,10 @@ def load_checkpoint(model: ReIDModel, path: str | Path) -> None:
     Raises:
         EngineError: Missing or unreadable file, missing keys, or mismatched shapes.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise EngineError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the unpickler raises anything from EOFError to UnpicklingError
-        raise EngineError(f"checkpoint {path} is not readable by torch.load: {err}") from err
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
-        raise EngineError(f"checkpoint {path} holds no state dict (name -> tensor)")
-    state = {k.removeprefix("module."): v for k, v in obj.items()}
+        state = load_state_dict_file(path)
+    except WeightsError as err:
+        raise EngineError(f"cannot load the checkpoint {path}: {err}") from err
     prefixes = tuple(f"{p}." for p in model.pretrained_cfg.backbone_prefixes)
     if not any(k.startswith(prefixes) for k in state):
         try:
