@@ -424,6 +424,8 @@ def load_config(
     schema: type[T],
     *,
     path: str | os.PathLike[str] | None = None,
+    document: Mapping[str, Any] | None = None,
+    document_source: str = "stored configuration",
     environ: Mapping[str, str] | None = None,
     overrides: Iterable[str] = (),
     env_prefix: str = "REIDSTREAM_",
@@ -433,6 +435,9 @@ def load_config(
     Args:
         schema: Root config dataclass; every field has a default.
         path: Optional YAML file whose nested mappings mirror the schema.
+        document: The same nested mappings already in memory (e.g. a configuration stored in a
+            checkpoint), in place of `path`.
+        document_source: How error messages name `document`.
         environ: Environment to read `env_prefix` variables from; defaults to `os.environ`.
         overrides: ``"section.key=value"`` strings, applied last.
         env_prefix: Prefix of the environment variables that set keys.
@@ -445,9 +450,13 @@ def load_config(
     """
     layers: dict[str, _Raw] = _defaults(schema())
     errors: list[str] = []
+    if path is not None and document is not None:
+        raise TypeError("load_config takes a path or a document, not both")
     if path is not None:
         path = Path(path)
         _flatten(schema, _read_yaml(path), "", f"config file {str(path)!r}", layers, errors)
+    if document is not None:
+        _flatten(schema, document, "", document_source, layers, errors)
     _environment(schema, os.environ if environ is None else environ, env_prefix, layers, errors)
     _overrides(schema, overrides, layers, errors)
 

@@ -20,11 +20,9 @@ import argparse
 import dataclasses
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
 from pipeline.commands.common import setup_logging
 from pipeline.commands.train import evaluator, model_from_config, open_dataset, run_metrics
@@ -80,14 +78,14 @@ def config_from_checkpoint(state: dict, overrides: list[str]) -> TrainConfig:
     stored = state.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError("the checkpoint holds no training configuration ('config')")
-    # load_config reads files: the stored mapping goes through the same YAML layer a recipe does.
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(stored, sort_keys=False), encoding="utf-8")
-        try:
-            return load_config(TrainConfig, path=path, overrides=overrides, env_prefix=ENV_PREFIX)
-        except ConfigError as e:
-            raise ConfigError(f"the checkpoint's configuration:\n{e}") from e
+    # The stored mapping takes the place a recipe file has: the environment and overrides apply.
+    return load_config(
+        TrainConfig,
+        document=stored,
+        document_source="the checkpoint's configuration",
+        overrides=overrides,
+        env_prefix=ENV_PREFIX,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

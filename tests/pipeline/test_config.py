@@ -71,6 +71,21 @@ def test_layers_override_in_order(tmp_path):
     assert cfg.engine.batching.max_wait_ms == 20.0  # untouched default
 
 
+def test_a_document_in_memory_is_the_file_layer(tmp_path):
+    document = {"threshold": 0.1, "engine": {"name": "onnxruntime", "input_size": [64, 32]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(document))
+    from_file = load_config(Schema, path=path, environ={}, overrides=["topic=t"])
+    from_document = load_config(Schema, document=document, environ={}, overrides=["topic=t"])
+    assert from_document == from_file
+    assert from_document.engine.input_size == (64, 32)
+
+    with pytest.raises(ConfigError, match=r"threshold = 7 \(from the stored run\)"):
+        load_config(Schema, document={"threshold": 7}, document_source="the stored run")
+    with pytest.raises(TypeError, match="not both"):
+        load_config(Schema, path=path, document=document)
+
+
 @pytest.mark.parametrize(
     ("override", "key", "expected"),
     [
