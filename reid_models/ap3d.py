@@ -13,6 +13,12 @@ code's "one of every two"; ResNet-18/34 the even blocks of layer2 and layer3 (2 
 replacing BasicBlock's first 3x3. Non-local blocks (§1.5) follow layer2 {1, 3} and layer3
 {1, 3, 5} and, as in the official code, max-pool phi and g after their convs (this is what the
 Table 2 GFLOPs count). `temporal_blocks=` overrides the placement for the Table 3 ablations.
+
+Every builder also takes ``base_width=`` (`ResNetSpec.base_width`, default 64): the trunk's stem
+width, the stages being base_width x (1, 2, 4, 8). It is not from the paper, whose networks are
+the 64-wide torchvision ResNets: narrower ones (16, 32) are reidstream's small variants for CPU
+demos and tests, with ~(base_width / 64)^2 of the parameters; the embedding is the trunk's
+width (8 x base_width, x 4 for ResNet-50) and ImageNet weights do not fit them.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ def _build(
     variant: Literal["A", "B", "C"] = "C",
     temporal_blocks: Sequence[tuple[int, int]] | None = None,
     last_stride: int = 1,
+    base_width: int = 64,
 ) -> AP3DResNet:
     replace: dict[tuple[int, int], ConvFactory] = {}
     if kind != "c2d":
@@ -119,8 +126,9 @@ def _build(
         nonlocal_after=NONLOCAL_AFTER if nonlocal_blocks else {},
         nonlocal_pool_first=False,  # the official NonLocal.py pools phi and g after the conv
         last_stride=last_stride,
+        base_width=base_width,
     )
-    cfg = AP3D_CFG.with_changes(embedding_dim=2048 if depth == 50 else 512)
+    cfg = AP3D_CFG.with_changes(embedding_dim=spec.out_channels)
     return AP3DResNet(spec=spec, num_classes=num_classes, pretrained_cfg=cfg)
 
 

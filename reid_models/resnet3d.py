@@ -9,6 +9,12 @@ statistics as a 2D ResNet run on (B*T, C, H, W) (ap3d_spec.md §1.1).
     stem:  conv1 t0x7x7 /(1, 2, 2) -> BN -> ReLU -> max-pool 1x3x3 /(1, 2, 2)
     layer1 [-> temporal max-pool 2 (I3D-NL's pool2)] -> layer2 -> layer3 -> layer4
     each layerN: blocks "0", "1", ... and optional "nonlocal<i>" after block i
+
+Widths: the stem has `ResNetSpec.base_width` channels and the stages base_width x (1, 2, 4, 8)
+(times 4 after a bottleneck). 64 is torchvision's ResNet, the one every paper here uses and the
+only width ImageNet weights fit. ``base_width`` is not from the papers: narrower trunks (16, 32)
+are a reidstream addition for CPU demos and tests; the blocks, temporal convs, APM and non-local
+layers are the same modules at any width.
 """
 
 from __future__ import annotations
@@ -129,6 +135,9 @@ class ResNetSpec:
         stem_temporal_kernel: Temporal extent of conv1 (I3D-NL: 5).
         temporal_pool: Where a (2, 1, 1) max-pool halves T; ``"after_layer1"`` is I3D-NL's pool2.
         nonlocal_pool_first: Non-local blocks pool before their phi/g convs (see NonLocalBlock).
+        base_width: Channels of the stem; the stages have base_width x (1, 2, 4, 8). 64 is
+            torchvision's layout (the papers' network, the width ImageNet weights fit); smaller
+            widths are not from the papers (see the module docstring).
     """
 
     depth: Literal[18, 34, 50] = 50
@@ -139,6 +148,16 @@ class ResNetSpec:
     stem_temporal_kernel: int = 1
     temporal_pool: Literal["none", "after_layer1"] = "none"
     nonlocal_pool_first: bool = True
+    base_width: int = 64
+
+    def __post_init__(self) -> None:
+        if self.base_width < 1:
+            raise ValueError(f"ResNetSpec.base_width must be >= 1, got {self.base_width}")
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the trunk's output: 8 x base_width, x 4 after ResNet-50's bottlenecks."""
+        return 8 * self.base_width * (Bottleneck3d.expansion if self.depth == 50 else 1)
 
 
 def conv_table(
@@ -183,7 +202,8 @@ def _out_channels(block: nn.Module) -> int:
 class VideoResNet(nn.Module):
     """A ResNet trunk for clips: (B, 3, T, H, W) -> (B, C, T', H / s, W / s).
 
-    C is 2048 (ResNet-50) or 512 (18/34); s is 16 with ``last_stride=1``, else 32; T' is T, or
+    C is 8 x base_width x 4 (2048 for ResNet-50) or 8 x base_width (512 for 18/34), also
+    `out_channels`; s is 16 with ``last_stride=1``, else 32; T' is T, or
     T // 2 with I3D-NL's temporal pool.
     """
 
@@ -193,17 +213,19 @@ class VideoResNet(nn.Module):
             raise ValueError(f"depth must be one of {sorted(LAYER_BLOCKS)}, got {spec.depth}")
         self.spec = spec
         block = Bottleneck3d if spec.depth == 50 else BasicBlock3d
-        self.out_channels = 512 * block.expansion
+        width = spec.base_width
+        self.out_channels = spec.out_channels
         t = spec.stem_temporal_kernel
-        self.conv1 = nn.Conv3d(3, 64, (t, 7, 7), (1, 2, 2), (t // 2, 3, 3), bias=False)
-        self.bn1 = nn.BatchNorm3d(64)
+        self.conv1 = nn.Conv3d(3, width, (t, 7, 7), (1, 2, 2), (t // 2, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
         self.pool2 = nn.MaxPool3d((2, 1, 1)) if spec.temporal_pool == "after_layer1" else None
         conv2 = spec.conv2 or conv_table(spec.depth, {}, spatial_conv)
         conv1 = spec.conv1 if spec.depth == 50 else None
-        inplanes = 64
-        for i, (planes, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
+        inplanes = width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            planes = width * 2**i
             stride = spec.last_stride if i == 3 else stride
             blocks = []
             for j, factory in enumerate(conv2[i]):

@@ -118,3 +118,71 @@ def test_conv_macs_are_within_one_percent_of_the_printed_gflops(name):
     assert cost.gmac_conv == pytest.approx(PAPER_FIGURES[name].gmac, rel=0.01)
     # The printed figure leaves out APM's two matrix products (spec A12); the full count has them.
     assert (cost.gmac_all > cost.gmac_conv + 0.5) == (name == "ap3d_r50")
+
+
+# --- base_width: narrow trunks (not from the paper; see reid_models.ap3d) -----------------------
+
+AP3D_FAMILY = [
+    "c2d_r18", "p3d_r18", "ap3d_r18", "c2d_r34", "p3d_r34", "ap3d_r34", "c2d_r50", "i3d_r50",
+    "p3d_r50", "ap3d_r50", "ap_i3d_r50", "nl_c2d_r50", "nl_p3d_r50", "nl_ap3d_r50",
+]  # fmt: skip
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", AP3D_FAMILY)
+def test_a_narrow_trunk_gives_an_embedding_of_its_width(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, base_width=16)
+    channels = 16 * 8 * (4 if name.endswith("r50") else 1)
+    assert model.backbone.out_channels == channels == model.pretrained_cfg.embedding_dim
+    assert model.backbone.conv1.out_channels == 16
+    clips = torch.randn(2, 3, 4, 64, 32)
+    out = model.train()(clips)
+    assert out.features.shape == (2, channels) and out.logits[0].shape == (2, 5)
+    embedding = model.eval()(clips)
+    assert embedding.shape == (2, channels) and torch.isfinite(embedding).all()
+
+
+@pytest.mark.parametrize("name", ["c2d_r18", "ap3d_r18", "nl_ap3d_r50"])
+@pytest.mark.parametrize("width", [16, 32])
+def test_parameters_scale_with_the_square_of_the_width(name, width):
+    ratio = _params(create_model(name, base_width=width)) / _params(create_model(name))
+    assert ratio == pytest.approx((width / 64) ** 2, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["c2d_r18", "ap3d_r50"])
+def test_the_default_width_is_torchvisions(name):
+    default, explicit = create_model(name), create_model(name, base_width=64)
+    assert default.backbone.spec.base_width == 64
+    shapes = {k: v.shape for k, v in default.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in explicit.state_dict().items()}
+    assert default.pretrained_cfg == explicit.pretrained_cfg
+
+
+def test_a_width_below_one_is_refused():
+    with pytest.raises(ValueError, match="base_width must be >= 1, got 0"):
+        create_model("c2d_r18", base_width=0)
+
+
+@pytest.mark.parametrize(("name", "source"), [("ap3d_r18", "c2d_r18"), ("nl_ap3d_r50", "c2d_r50")])
+def test_a_narrow_3d_trunk_computes_its_narrow_2d_source_on_a_static_clip(name, source, tmp_path):
+    """APM, the P3D temporal conv and the non-local blocks start as identities at any width."""
+    torch.manual_seed(0)
+    c2d = create_model(source, base_width=16).eval()
+    with torch.no_grad():  # non-trivial BN statistics, as a trained source has
+        for m in c2d.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    # The 2D source in torchvision's key format: (O, I, 1, k, k) kernels as (O, I, k, k).
+    state = {k: v.squeeze(2) if v.dim() == 5 else v for k, v in c2d.backbone.state_dict().items()}
+    torch.save(state, tmp_path / "narrow2d.pth")
+    model = create_model(name, base_width=16, pretrained=tmp_path / "narrow2d.pth").eval()
+    static = torch.randn(2, 3, 1, 64, 32).expand(-1, -1, 4, -1, -1)
+    with torch.no_grad():
+        expected, got = c2d.backbone(static), model.backbone(static)
+    error = (got - expected).abs().max() / expected.abs().max()
+    assert error < 1e-5, f"relative error {error:.2e}"

@@ -121,3 +121,14 @@ def test_a_file_of_which_nothing_fits_is_an_error(tmp_path):
 def test_an_unknown_inflation_is_refused(resnet50_file):
     with pytest.raises(ValueError, match="inflate must be 'center' or 'mean', got 'centre'"):
         load_pretrained(create_model("c2d_r50"), resnet50_file, inflate="centre")
+
+
+def test_imagenet_weights_do_not_fit_a_narrow_trunk(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    expected = (
+        r"resnet18\.pth: backbone\.conv1\.weight has shape \(64, 3, 7, 7\) in the file but the "
+        r"model expects \(32, 3, 1, 7, 7\)"
+    )
+    with pytest.raises(WeightsError, match=expected):
+        create_model("ap3d_r18", base_width=32, pretrained=path)
