@@ -53,7 +53,9 @@ def create_model(
         pretrained: Path of a weights file in the format the model's
             `PretrainedCfg.source_format` names (a torchvision ResNet state dict for the ResNet
             models, a C3D state dict for PersonVLAD, or a reidstream checkpoint of this model).
-        **overrides: Builder arguments, e.g. ``variant="B"`` for `p3d_r50`.
+        **overrides: Builder arguments, e.g. ``variant="B"`` for `p3d_r50`. `name` and these
+            are kept on the model as ``model_name`` and ``model_overrides``, what
+            `reid_models.spec.model_spec` records in checkpoints.
 
     Raises:
         KeyError: Unknown `name`; the message lists the registered names.
@@ -65,6 +67,7 @@ def create_model(
     if num_classes < 0:
         raise ValueError(f"num_classes must be >= 0, got {num_classes}")
     model = _BUILDERS[name](num_classes=num_classes, **overrides)
+    model.model_name, model.model_overrides = name, dict(overrides)
     if pretrained is not None:
         from reid_models.weights import load_pretrained
 

@@ -11,7 +11,7 @@ the retrieval embedding, in train mode what the paper's losses need. Losses live
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -54,6 +54,11 @@ class ReIDModel(nn.Module):
         super().__init__()
         self.pretrained_cfg = pretrained_cfg
         self.num_classes = num_classes
+        # Registry name and builder overrides `create_model` built this model with (None and
+        # empty for a model constructed by hand); `reid_models.spec.model_spec` records them in
+        # checkpoints, so that the weights file alone rebuilds the model.
+        self.model_name: str | None = None
+        self.model_overrides: dict[str, Any] = {}
 
     @property
     def embedding_dim(self) -> int:

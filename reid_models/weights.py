@@ -22,14 +22,22 @@ trained checkpoint has) is copied by name instead.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["LoadReport", "WeightsError", "load_pretrained", "load_state_dict_file"]
+__all__ = [
+    "LoadReport",
+    "WeightsError",
+    "load_pretrained",
+    "load_state_dict_file",
+    "read_weights_file",
+    "state_dict_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +63,53 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Reads a tensor-only state dict (``weights_only=True``); unwraps ``{"model": ...}`` and
-    ``{"state_dict": ...}``, the two ways training runs wrap one."""
+def read_weights_file(path: str | Path) -> Any:
+    """Whatever a weights file holds, read with ``torch.load(weights_only=True)`` on the CPU.
+
+    Raises:
+        WeightsError: A missing file, or one that is not tensors and plain values (pickled
+            code, a TorchScript archive, not a PyTorch file at all).
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch.load's note on TorchScript archives: refused below
+            warnings.filterwarnings("ignore", "'torch.load' received a zip file")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler raises anything from IndexError to UnpicklingError
         raise WeightsError(
             f"{path} is not a PyTorch state dict: not readable by torch.load(weights_only=True): "
             f"{err}"
         ) from err
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads a tensor-only state dict (``weights_only=True``); unwraps ``{"state_dict": ...}``
+    and ``{"model": ...}``, the two ways training runs wrap one (in reidstream's checkpoints
+    ``"model"`` is the model spec, `reid_models.spec`, and the weights are under
+    ``"state_dict"``). Half-precision tensors are returned as they are stored; loading them into
+    a model (`load_pretrained`, ``load_state_dict``) casts them to the model's dtype."""
+    return state_dict_of(read_weights_file(path), path)
+
+
+def state_dict_of(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in `obj` (what `read_weights_file` returned for `path`); see
+    `load_state_dict_file`."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and _is_state_dict(obj.get(key)):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
+    if not _is_state_dict(obj):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a dict of name -> tensor")
     # DataParallel checkpoints prefix every key with "module.".
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
 
 
 def load_pretrained(
