@@ -3,8 +3,13 @@
     last.pt  {"format": "reidstream.train_state/1", "state_dict", "optimizer", "scheduler",
               "scaler", "epoch", "global_step", "best_metric", "best_epoch", "sampler_epoch",
               "rng": [one `trainers.seeding.rng_state()` per rank], "loader_state", "metrics",
-              "nonfinite_steps", "config"}
-    best.pt  {"format": "reidstream.weights/1", "state_dict", "epoch", "metrics", "config"}
+              "nonfinite_steps", "config", "model"}
+    best.pt  {"format": "reidstream.weights/1", "state_dict", "epoch", "metrics", "config",
+              "model"}
+
+``"model"`` is the model spec (`reid_models.spec`: registry name, builder overrides and the
+run's `PretrainedCfg`), with which the file alone rebuilds the model it holds; files written
+before it existed, or of models not built by `create_model`, lack it.
 
 Both hold only tensors and plain Python values, so they load with ``torch.load(weights_only=
 True)`` (no code runs when a file is read), and both keep the model's weights under

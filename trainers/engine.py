@@ -40,6 +40,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from reid_models.base import TrainOutput
+from reid_models.spec import SPEC_KEY, model_spec
 from trainers.checkpoint import (
     TRAIN_STATE_FORMAT,
     WEIGHTS_FORMAT,
@@ -93,6 +94,11 @@ class Trainer:
             A GradScaler is used only for float16 on CUDA.
         grad_clip: Max global gradient norm (`clip_grad_norm_`), or None.
         config: The resolved configuration; stored in checkpoints and ``config.yaml``.
+        model_spec: What rebuilds the model from a checkpoint alone (`reid_models.model_spec`),
+            stored under ``"model"`` in ``last.pt`` and ``best.pt``; None takes
+            ``model_spec(model)`` when `create_model` built the model (it then carries the
+            ``pretrained_cfg`` attached at this point, e.g. by `trainers.run.build_model` with
+            the run's input size and clip lengths), and stores none for other models.
         resume: A ``last.pt`` to continue from.
         log_every: Steps between TensorBoard step scalars.
         progress: Show a tqdm bar (rank 0, terminal only).
@@ -118,6 +124,7 @@ class Trainer:
         amp_dtype: torch.dtype | None,
         grad_clip: float | None,
         config: Mapping[str, Any],
+        model_spec: Mapping[str, Any] | None = None,
         resume: Path | None = None,
         log_every: int = 20,
         progress: bool = True,
@@ -137,6 +144,7 @@ class Trainer:
         self.out_dir, self.epochs, self.evaluate = Path(out_dir), epochs, evaluate
         self.eval_every, self.amp_dtype, self.grad_clip = eval_every, amp_dtype, grad_clip
         self.config = plain(config)
+        self.model_spec = dict(model_spec) if model_spec is not None else _spec_of(model)
         self.resume = Path(resume) if resume is not None else None
         self.log_every, self.progress = log_every, progress
         self.max_nonfinite_steps = max_nonfinite_steps
@@ -349,6 +357,7 @@ class Trainer:
                 "metrics": dict(metrics),
                 "nonfinite_steps": self.nonfinite_steps,
                 "config": self.config,
+                **self._spec_entry(),
             },
         )
         if improved:
@@ -360,9 +369,13 @@ class Trainer:
                     "epoch": self.epoch,
                     "metrics": dict(metrics),
                     "config": self.config,
+                    **self._spec_entry(),
                 },
             )
             logger.info("epoch %d: best mAP %.2f, wrote best.pt", self.epoch, self.best_metric)
+
+    def _spec_entry(self) -> dict[str, Any]:
+        return {} if self.model_spec is None else {SPEC_KEY: self.model_spec}
 
     def _load(self, path: Path) -> None:
         """Restores everything `_save` wrote; this rank's random state when it was saved."""
@@ -467,6 +480,17 @@ def _validate(
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
     if max_nonfinite_steps < 1:
         raise ValueError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+
+
+def _spec_of(model: nn.Module) -> dict[str, Any] | None:
+    """`model_spec(model)` for a model `create_model` built; None (logged) for any other."""
+    if getattr(model, "model_name", None) is None:
+        logger.info(
+            "%s was not built by create_model: checkpoints carry no model spec",
+            type(model).__name__,
+        )
+        return None
+    return model_spec(model)
 
 
 def _as_float32(output: Any) -> Any:

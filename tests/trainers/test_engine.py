@@ -504,3 +504,44 @@ def test_cuda_amp_trains_and_resumes_exactly(tmp_path, amp_dtype):
         straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         assert a.is_cuda and torch.equal(a, b), name
+
+
+def test_checkpoints_carry_the_model_spec_with_the_runs_cfg(tmp_path):
+    """best.pt and last.pt alone rebuild the trained model, fed as the run fed it."""
+    from reid_models import model_from_spec
+    from trainers.run import build_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        "ap3d_r18",
+        num_classes=NUM_IDS,
+        overrides={"base_width": 8},
+        cfg_changes={"input_size": (32, 16), "clip_len": 2, "test_clip_len": 8},
+    )
+    dataset = NoisyClips(n=8, shape=(3, 2, 32, 16))
+    evaluate = scripted_evaluate({1: 10.0})
+    make_trainer(tmp_path, epochs=1, model=model, dataset=dataset, evaluate=evaluate).fit()
+
+    for name in ("best.pt", "last.pt"):
+        spec = load_checkpoint(tmp_path / name, expected_format=None)["model"]
+        assert spec["name"] == "ap3d_r18" and spec["overrides"] == {"base_width": 8}
+        cfg = spec["pretrained_cfg"]
+        assert (cfg["input_size"], cfg["train_clip_len"], cfg["test_clip_len"]) == (
+            [3, 32, 16],
+            2,
+            8,
+        )
+        rebuilt = model_from_spec(spec, num_classes=NUM_IDS)
+        rebuilt.load_state_dict(
+            load_checkpoint(tmp_path / name, expected_format=None)["state_dict"]
+        )
+        assert rebuilt.pretrained_cfg == model.pretrained_cfg
+    clips = torch.randn(2, 3, 4, 32, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(clips), model.eval()(clips))
+
+
+def test_a_model_not_built_by_create_model_gets_no_spec(tmp_path):
+    make_trainer(tmp_path, epochs=1, evaluate=scripted_evaluate({1: 10.0})).fit()
+    assert "model" not in load_checkpoint(tmp_path / "best.pt", expected_format=None)
+    assert "model" not in load_checkpoint(tmp_path / "last.pt")
