@@ -59,11 +59,16 @@ class NonFiniteEmbedding(EngineError):
     Attributes:
         rows: Indices, within the batch given to `Engine.embed`, of the clips whose embedding is
             not finite (the caller drops and counts them).
+        embeddings: (B, D) float32, the whole batch: the other rows L2-normalised as `embed`
+            returns them, so that one bad clip does not cost the batch (None if not given).
     """
 
-    def __init__(self, message: str, rows: tuple[int, ...]) -> None:
+    def __init__(
+        self, message: str, rows: tuple[int, ...], embeddings: np.ndarray | None = None
+    ) -> None:
         super().__init__(message)
         self.rows = rows
+        self.embeddings = embeddings
 
 
 def normalize_device(device: str) -> str:
@@ -210,15 +215,18 @@ class Engine(ABC):
                 f"{self.name} engine returned {out.shape}, expected "
                 f"({clips.shape[0]}, {self.embedding_dim}); does the model file match its sidecar?"
             )
-        bad = tuple(int(i) for i in np.flatnonzero(~np.isfinite(out).all(axis=1)))
-        if bad:
+        finite = np.isfinite(out).all(axis=1)
+        norms = np.linalg.norm(np.where(finite[:, None], out, 0.0), axis=1, keepdims=True)
+        out = out / np.maximum(norms, np.finfo(np.float32).tiny)
+        if not finite.all():
+            bad = tuple(int(i) for i in np.flatnonzero(~finite))
             raise NonFiniteEmbedding(
                 f"{self.name} engine: embedding of clip row(s) {list(bad)} of {len(out)} is not "
                 f"finite (NaN or inf)",
                 bad,
+                embeddings=out,
             )
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, np.finfo(np.float32).tiny)
+        return out
 
     @abstractmethod
     def _embed_batch(self, clips: torch.Tensor) -> torch.Tensor | np.ndarray:

@@ -242,6 +242,10 @@ def test_nan_rows_are_named_torch(log_mean_model):
     with pytest.raises(NonFiniteEmbedding, match=r"row\(s\) \[1, 3\] of 5") as info:
         TorchEngine(log_mean_model, max_batch=2).embed(clips)
     assert info.value.rows == (1, 3)
+    # The other rows come with the error, normalised as embed returns them.
+    rows = info.value.embeddings
+    assert np.isnan(rows[[1, 3]]).any(axis=1).all()
+    np.testing.assert_allclose(np.linalg.norm(rows[[0, 2, 4]], axis=1), 1.0, rtol=1e-5)
 
 
 def test_nan_rows_are_named_onnxruntime(tmp_path):
