@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = [
+    "REDACTED",
     "ConfigError",
     "KeyInfo",
     "config_to_dict",
@@ -67,6 +68,7 @@ def setting(
     le: float | None = None,
     lt: float | None = None,
     pattern: str | None = None,
+    secret: bool = False,
 ) -> Any:
     """Declares a configuration leaf: a dataclass field with its help text and bounds.
 
@@ -80,11 +82,14 @@ def setting(
         le: Inclusive upper bound for numbers.
         lt: Exclusive upper bound for numbers.
         pattern: Regular expression a string must match in full.
+        secret: The value is a credential: `dump_config` writes it as ``<redacted>``.
     """
     bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt}
     metadata = {"help": help, "bounds": {k: v for k, v in bounds.items() if v is not None}}
     if pattern is not None:
         metadata["pattern"] = pattern
+    if secret:
+        metadata["secret"] = True
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
@@ -141,14 +146,18 @@ def _leaves(cls: type, prefix: str = "") -> dict[str, _Leaf]:
 # ------------------------------------------------------------------------------------ the layers
 
 
-def _defaults(cfg: Any, prefix: str = "") -> dict[str, _Raw]:
+def _defaults(schema: type, prefix: str = "") -> dict[str, _Raw]:
+    """The declared default of every leaf, read from the fields rather than an instance: a
+    section with required keys (a camera's id) has no valid default instance."""
     out: dict[str, _Raw] = {}
-    for name, tp in _schema(type(cfg)).items():
-        value = getattr(cfg, name)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for name, tp in _schema(schema).items():
         if _is_section(tp):
-            out.update(_defaults(value, f"{prefix}{name}."))
-        else:
-            out[prefix + name] = _Raw(value, "default", text=False)
+            out.update(_defaults(tp, f"{prefix}{name}."))
+            continue
+        f = fields[name]
+        value = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out[prefix + name] = _Raw(value, "default", text=False)
     return out
 
 
@@ -247,7 +256,14 @@ def _read_yaml(path: Path) -> Any:
 
 
 class _Invalid(Exception):
-    """A value does not fit its type or bounds; the message says what is allowed."""
+    """A value does not fit its type or bounds; the message says what is allowed.
+
+    `show_value` is false where the message already names the bad parts of a large value.
+    """
+
+    def __init__(self, message: str, *, show_value: bool = True) -> None:
+        super().__init__(message)
+        self.show_value = show_value
 
 
 def _fixed_length(origin: Any, args: tuple) -> bool:
@@ -268,6 +284,8 @@ def _describe_type(tp: Any) -> str:
         return f"a list, each {_describe_type(args[0])}"
     if origin is dict:
         return f"a mapping of {_describe_type(args[0])} to {_describe_type(args[1])}"
+    if _is_section(tp):
+        return f"a mapping with keys {', '.join(_schema(tp))}"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in tp)
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -346,8 +364,27 @@ def _convert_sequence(value: Any, tp: Any, origin: type, args: tuple) -> Any:
         if len(items) != len(args):
             raise _Invalid(f"expected {_describe_type(tp)}, got {len(items)} items")
         return tuple(_convert(v, a) for v, a in zip(items, args, strict=True))
-    converted = [_convert(v, args[0]) for v in items]
+    if _is_section(args[0]):
+        converted = _convert_sections(items, args[0])
+    else:
+        converted = [_convert(v, args[0]) for v in items]
     return tuple(converted) if origin is tuple else converted
+
+
+def _convert_sections(items: list[Any], section: type) -> list[Any]:
+    """Each item of a list of sections (e.g. `cameras`), loaded like a small config document.
+
+    Every item's problems are reported, each prefixed with the item's 0-based position.
+    """
+    out, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            out.append(load_config(section, document=item, document_source="this item", environ={}))
+        except ConfigError as e:
+            problems += [f"[{i}] {line}" for line in str(e).splitlines()]
+    if problems:
+        raise _Invalid("\n".join(problems), show_value=False)
+    return out
 
 
 def _convert_scalar(value: Any, tp: Any) -> Any:
@@ -448,7 +485,7 @@ def load_config(
     Raises:
         ConfigError: Unreadable file, unknown keys or invalid values; the message lists them all.
     """
-    layers: dict[str, _Raw] = _defaults(schema())
+    layers: dict[str, _Raw] = _defaults(schema)
     errors: list[str] = []
     if path is not None and document is not None:
         raise TypeError("load_config takes a path or a document, not both")
@@ -466,19 +503,29 @@ def load_config(
         try:
             values[key] = _resolve(raw, leaves[key])
         except _Invalid as e:
-            errors.append(f"{key} = {raw.value!r} (from {raw.source}): {e}")
+            shown = f" = {raw.value!r}" if e.show_value else ""
+            errors.append(f"{key}{shown} (from {raw.source}): {e}")
     if errors:
         raise ConfigError("\n".join(errors))
     return _build(schema, "", values)
 
 
-def _plain(value: Any) -> Any:
+#: What `dump_config` writes in place of a secret value.
+REDACTED = "<redacted>"
+
+
+def _plain(value: Any, redact: bool = False) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            hide = redact and f.metadata.get("secret") and item is not None
+            out[f.name] = REDACTED if hide else _plain(item, redact)
+        return out
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [_plain(v, redact) for v in value]
     if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
+        return {_plain(k, redact): _plain(v, redact) for k, v in value.items()}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Path):
@@ -486,25 +533,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """The config as plain YAML/JSON-ready values (tuples become lists, paths strings)."""
-    return _plain(cfg)
+def config_to_dict(cfg: Any, *, redact: bool = False) -> dict[str, Any]:
+    """The config as plain YAML/JSON-ready values (tuples become lists, paths strings).
+
+    With `redact`, values of secret settings (passwords) are replaced by `REDACTED`.
+    """
+    return _plain(cfg, redact)
 
 
-def dump_config(cfg: Any) -> str:
-    """The resolved config as YAML that `load_config(path=...)` reads back to an equal config."""
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
+def dump_config(cfg: Any, *, redact: bool = True) -> str:
+    """The resolved config as YAML that `load_config(path=...)` reads back to an equal config.
+
+    Secret settings (``setting(secret=True)``) are written as `REDACTED` unless `redact` is
+    false, so the file a run leaves beside its outputs holds no credentials.
+    """
+    return yaml.safe_dump(config_to_dict(cfg, redact=redact), sort_keys=False, allow_unicode=True)
 
 
 def describe_config(schema: type) -> list[KeyInfo]:
     """Every leaf of `schema` with its type, default and help, in declaration order."""
-    defaults = _defaults(schema())
-    return [
-        KeyInfo(
-            key,
-            _describe_type(leaf.type),
-            _plain(defaults[key].value),
-            leaf.field.metadata.get("help", ""),
+    defaults = _defaults(schema)
+    rows = []
+    for key, leaf in _leaves(schema).items():
+        rows.append(
+            KeyInfo(
+                key,
+                _describe_type(leaf.type),
+                _plain(defaults[key].value),
+                leaf.field.metadata.get("help", ""),
+            )
         )
-        for key, leaf in _leaves(schema).items()
-    ]
+        if (item := _section_item(leaf.type)) is not None:  # a list of sections: their keys
+            rows += [dataclasses.replace(r, key=f"{key}[].{r.key}") for r in describe_config(item)]
+    return rows
+
+
+def _section_item(tp: Any) -> type | None:
+    """The section type of a list-of-sections field (`tuple[CameraConfig, ...]`), else None."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (tuple, list) and args and not _fixed_length(origin, args):
+        return args[0] if _is_section(args[0]) else None
+    return None

@@ -13,6 +13,18 @@ from typing import Any, Literal
 from deploy.engines import list_engines
 from detectors.registry import list_detectors, list_trackers
 from pipeline.config import setting
+from pipeline.stream_settings import (
+    CameraConfig,
+    DetectStageConfig,
+    EmbedStageConfig,
+    MatcherConfig,
+    MetricsServerConfig,
+    OutputConfig,
+    RunConfig,
+    SourcesConfig,
+    SyntheticConfig,
+    TrackletConfig,
+)
 from reid_models import list_models
 
 __all__ = [
@@ -26,6 +38,8 @@ __all__ = [
 ]
 
 _HOST_PORT = r"[A-Za-z0-9_.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}"
+#: Kafka's legal topic names.
+_TOPIC = r"[A-Za-z0-9._\-]{1,249}"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,87 @@ class KafkaConfig:
         help="How long a request waits for a broker's answer. Lower fails over faster on a dead "
         "broker; higher tolerates a slow, loaded cluster.",
     )
+    links_topic: str = setting(
+        "reidstream.identity_links",
+        pattern=_TOPIC,
+        help="Topic of the identity links (reidstream.identity_link/1), keyed by global id.",
+    )
+    embeddings_topic: str = setting(
+        "reidstream.tracklet_embeddings",
+        pattern=_TOPIC,
+        help="Topic of the workers' tracklet embeddings (reidstream.tracklet_embedding/1), "
+        "keyed by camera id; one matcher must read all of a site's partitions.",
+    )
+    group_id: str = setting(
+        "reidstream-matcher",
+        pattern=r"[A-Za-z0-9._\-]{1,249}",
+        help="Consumer group of `reidstream matcher` (offsets are committed only after the "
+        "links they produced are acknowledged).",
+    )
+    linger_ms: int = setting(
+        5,
+        ge=0,
+        help="How long the producer waits to fill a batch; higher sends fewer, larger requests "
+        "at the cost of latency.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
+        "PLAINTEXT", help="How clients talk to the brokers (passed to kafka-python)."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = (
+        setting(None, help="SASL mechanism, with a SASL_* security_protocol.")
+    )
+    sasl_plain_username: str | None = setting(None, help="SASL PLAIN/SCRAM user name.")
+    sasl_plain_password: str | None = setting(
+        None,
+        secret=True,
+        help="SASL PLAIN/SCRAM password; give it in the environment "
+        "(REIDSTREAM_KAFKA__SASL_PLAIN_PASSWORD) rather than a file. Never written out.",
+    )
+    ssl_cafile: Path | None = setting(None, help="CA certificate file to verify brokers with.")
+    ssl_certfile: Path | None = setting(None, help="Client certificate file (mutual TLS).")
+    ssl_keyfile: Path | None = setting(None, help="Client private key file (mutual TLS).")
+    ssl_password: str | None = setting(
+        None, secret=True, help="Password of ssl_keyfile. Never written out."
+    )
+    ssl_check_hostname: bool = setting(
+        True, help="Check that the broker's certificate names the host connected to."
+    )
+
+    def __post_init__(self) -> None:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(
+                f"sasl_mechanism: security_protocol = {self.security_protocol!r} needs one"
+            )
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
+            self.sasl_plain_username is None or self.sasl_plain_password is None
+        ):
+            raise ValueError(
+                f"sasl_mechanism = {self.sasl_mechanism!r} needs sasl_plain_username and "
+                f"sasl_plain_password"
+            )
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments every kafka-python client of reidstream takes (connection, TLS,
+        SASL); producers and consumers add their own."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": list(self.bootstrap_servers),
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+            "security_protocol": self.security_protocol,
+            "ssl_check_hostname": self.ssl_check_hostname,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_plain_username,
+            "sasl_plain_password": self.sasl_plain_password,
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_password": self.ssl_password,
+        }
+        options |= {k: str(v) if isinstance(v, Path) else v for k, v in optional.items() if v}
+        return options
 
 
 #: Detectors that load a weights file the user gives; the others need none.
@@ -336,6 +431,10 @@ class TensorRTConfig:
             )
 
 
+#: The ReID model `reidstream train --config trainers/configs/synthetic_demo.yaml` trains on the
+#: synthetic people, shipped with the package: the default when no model is configured.
+BUNDLED_REID_CHECKPOINT = Path(__file__).parent / "assets" / "synthetic_reid.pt"
+
 #: Engines that read an ONNX file and those that build a registered model.
 _ONNX_ENGINES = ("onnxruntime", "tensorrt", "external-onnx")
 
@@ -353,9 +452,11 @@ class ReidEngineConfig:
         "onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU).",
     )
     model: str | None = setting(
-        "ap3d_r50",
-        help="Registered video ReID model (reidstream models lists them). Must match "
-        "checkpoint and onnx_path; none for external-onnx.",
+        None,
+        help="Registered video ReID model (e.g. ap3d_r50). Must match checkpoint and "
+        "onnx_path; none for external-onnx. Default none: the model a `reidstream train` "
+        "checkpoint names, and with no checkpoint or ONNX file either, the bundled model "
+        "trained on the synthetic people (for the demo; it knows nothing of real footage).",
     )
     checkpoint: Path | None = setting(
         None,
@@ -426,9 +527,17 @@ class ReidEngineConfig:
         """What a command that embeds clips needs and this config lacks."""
         if self.engine in _ONNX_ENGINES and self.onnx_path is None:
             return [f"reid.onnx_path: the {self.engine!r} engine needs an ONNX file; none given"]
-        if self.engine == "torch" and self.model is None and self.checkpoint is None:
-            return ["reid.model: the 'torch' engine needs a model name (or a TorchScript file)"]
         return []
+
+    @property
+    def uses_bundled_model(self) -> bool:
+        """Whether nothing names a model, so the bundled synthetic-scene model is used."""
+        return (
+            self.engine in ("torch", "auto")
+            and self.model is None
+            and self.checkpoint is None
+            and self.onnx_path is None
+        )
 
     def options(self, *, device: str) -> dict[str, Any]:
         """Keyword arguments for `deploy.engines.create_engine(self.engine, ...)`.
@@ -438,7 +547,7 @@ class ReidEngineConfig:
         """
         options: dict[str, Any] = {
             "model": None if self.engine == "external-onnx" else self.model,
-            "checkpoint": self.checkpoint,
+            "checkpoint": BUNDLED_REID_CHECKPOINT if self.uses_bundled_model else self.checkpoint,
             "onnx_path": self.onnx_path,
             "device": device if self.device == "auto" else self.device,
             "precision": self.precision,
@@ -485,3 +594,37 @@ class ReidstreamConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     track: TrackCommandConfig = field(default_factory=TrackCommandConfig)
     reid: ReidEngineConfig = field(default_factory=ReidEngineConfig)
+    cameras: tuple[CameraConfig, ...] = setting(
+        (),
+        help="The cameras, each {id, uri, live, replay, loop, fps} (see cameras[].*). None: "
+        "the synthetic multi-camera scene of synthetic.* is the source.",
+    )
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    detect: DetectStageConfig = field(default_factory=DetectStageConfig)
+    tracklets: TrackletConfig = field(default_factory=TrackletConfig)
+    embed: EmbedStageConfig = field(default_factory=EmbedStageConfig)
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    metrics: MetricsServerConfig = field(default_factory=MetricsServerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.cameras]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"cameras: each id at most once, repeated: {repeated}")
+        known = set(ids) if self.cameras else set(self.synthetic_camera_ids)
+        named = {c for group in self.matcher.overlapping_cameras for c in group}
+        named |= {c for t in self.matcher.transitions for c in (t.source, t.target)}
+        if unknown := sorted(named - known):
+            raise ValueError(
+                f"matcher: cameras {unknown} are not configured (cameras: {sorted(known)})"
+            )
+
+    @property
+    def synthetic_camera_ids(self) -> tuple[str, ...]:
+        """Ids of the synthetic scene's cameras this process reads."""
+        every = tuple(f"cam{c + 1}" for c in range(self.synthetic.cameras))
+        only = self.synthetic.only_cameras
+        return tuple(c for c in every if c in only) if only else every
