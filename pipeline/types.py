@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors import check_array
+from detectors import Detections, check_array
 
 __all__ = [
     "CAMERA_ID_PATTERN",
@@ -33,8 +33,9 @@ __all__ = [
 #: Camera ids appear in Kafka keys, metric labels and file names, so they are kept to a safe set.
 CAMERA_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
-# Namespace of the deterministic event ids (uuid5) of identity links.
+# Namespaces of the deterministic event ids (uuid5) of identity links and clip embeddings.
 _LINK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://reidstream/identity_link")
+_EMBEDDING_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://reidstream/tracklet_embedding")
 
 
 def _camera_id(owner: str, value: Any) -> str:
@@ -83,12 +84,15 @@ class Frame:
         timestamp: Capture time in seconds since the Unix epoch (for a file: its start time plus
             the frame's presentation time).
         image: (H, W, 3) uint8 BGR image.
+        detections: People the source itself reports in this frame (the synthetic scene's
+            noisy ground truth), used instead of running the detector; None for cameras.
     """
 
     camera_id: str
     index: int
     timestamp: float
     image: np.ndarray
+    detections: Detections | None = None
 
     def __post_init__(self) -> None:
         _set(
@@ -101,6 +105,11 @@ class Frame:
         if self.image.shape[0] == 0 or self.image.shape[1] == 0:
             raise ValueError(
                 f"Frame.image: expected a non-empty image, got shape {self.image.shape}"
+            )
+        if self.detections is not None and not isinstance(self.detections, Detections):
+            raise TypeError(
+                f"Frame.detections: expected Detections or None, got "
+                f"{type(self.detections).__name__}"
             )
 
     @property
@@ -121,7 +130,8 @@ class Clip:
         track_id: The single-camera tracker's id of the person.
         tracklet_id: Unique id of the tracklet (one uninterrupted stretch of a track) the clip
             belongs to; every clip of a tracklet carries the same id.
-        frame_indices: (T,) int64 frame indices, strictly increasing.
+        frame_indices: (T,) int64 frame index of each crop, non-decreasing: a crop repeats
+            (with its index) where a tracklet shorter than T is looped to T frames.
         timestamps: (T,) float64 capture times in seconds, non-decreasing.
         boxes: (T, 4) float32 xyxy boxes of the crops in frame pixels.
         crops: (T, H, W, 3) uint8 BGR crops, resized to one size.
@@ -147,9 +157,9 @@ class Clip:
             "Clip.timestamps", self.timestamps, shape=(t,), dtype=np.float64, finite=True
         )
         boxes = check_array("Clip.boxes", self.boxes, shape=(t, 4), dtype=np.float32, finite=True)
-        if (np.diff(frame_indices) <= 0).any() or frame_indices[0] < 0:
+        if (np.diff(frame_indices) < 0).any() or frame_indices[0] < 0:
             raise ValueError(
-                f"Clip.frame_indices: expected strictly increasing indices >= 0, "
+                f"Clip.frame_indices: expected non-decreasing indices >= 0, "
                 f"got {frame_indices.tolist()}"
             )
         if (np.diff(timestamps) < 0).any():
@@ -232,6 +242,12 @@ class ClipEmbedding:
                 f"ClipEmbedding: expected start <= end, got frames {self.start_frame}..."
                 f"{self.end_frame} and times {self.start_time}...{self.end_time}"
             )
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic id of this clip's embedding (its tracklet and frame span)."""
+        name = f"{self.tracklet_id}\x1f{self.start_frame}\x1f{self.end_frame}"
+        return str(uuid.uuid5(_EMBEDDING_NAMESPACE, name))
 
     @classmethod
     def from_clip(cls, clip: Clip, embedding: np.ndarray, *, model: str) -> ClipEmbedding:
