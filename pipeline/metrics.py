@@ -1,16 +1,19 @@
 """The pipeline's Prometheus metrics, declared once, here; every stage updates these objects.
 
     CameraSource ──▶ detect ──▶ track ──▶ tracklets ──▶ embed ──▶ match ──▶ publish ──▶ Kafka
-    frames_in_total            queue_depth{stage}, queue_capacity{stage}      links_published_total
-    frames_dropped_total       batch_size{stage} (histogram)                  publish_errors_total
-    camera_connected, _fps     stage_latency_seconds{stage} (histogram)       spool_messages, _bytes
-    camera_reconnects_total    nonfinite_embeddings_total{camera}
+    frames_in_total          queue_depth{stage}, queue_capacity{stage}  links_published_total
+    frames_dropped_total     batch_size{stage} (histogram)              embeddings_published_total
+    frames_rejected_total    stage_latency_seconds{stage} (histogram)   publish_errors_total
+    camera_connected, _fps   stage_errors_total{stage}                  spool_messages, _bytes
+    camera_reconnects_total  crops_rejected_total{camera, reason}       gallery_identities
+                             nonfinite_embeddings_total{camera}
                   └──────────── frame_to_link_latency_seconds{camera} (histogram) ─────────────┘
 
 Names follow the Prometheus conventions: the `reidstream_` prefix, base units in the name
 (`_seconds`, `_bytes`), `_total` on counters, and no unit on unit-less counts (frames, items).
-Labels are `camera` (the configured camera id) and `stage` (one of `STAGES`); both are bounded
-sets, so the number of series stays small.
+Labels are `camera` (the configured camera id), `stage` (one of `STAGES`), `sink` ("kafka",
+"jsonl") and `reason` (one of `pipeline.tracklets.GATES`); all are bounded sets, so the number of
+series stays small.
 
 The metrics live on a `CollectorRegistry` the pipeline owns (`REGISTRY`, with the process, platform
 and garbage-collector collectors of `prometheus_client` added) rather than on the library's global
@@ -61,6 +64,8 @@ HEALTH_PATH = "/healthz"
 
 #: Values of the `stage` label, in data-flow order.
 STAGES = ("detect", "track", "tracklets", "embed", "match", "publish")
+#: Values of the `reason` label of crops_rejected: the tracklet builder's quality gates.
+CROP_GATES = ("small", "low_confidence", "truncated")
 
 #: Stage latency buckets (seconds): 1 ms (a tracker update) to 10 s (a stalled batch).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -130,11 +135,24 @@ class PipelineMetrics:
             spent on one batch, excluding the time the batch waited in its queue.
         frame_to_link_latency: Histogram `reidstream_frame_to_link_latency_seconds{camera}`: from
             the capture time of the newest frame of the clip that produced an identity link to
-            the broker's acknowledgement of that link.
-        links_published: Counter `reidstream_links_published_total`: identity links the broker
-            acknowledged (at-least-once: a retried link counts once per acknowledgement).
-        publish_errors: Counter `reidstream_publish_errors_total`: publish attempts that failed
-            (timeout, broker error, serialisation); the message is retried from the spool.
+            the broker's acknowledgement of that link (or its write, with only the jsonl sink).
+        frames_rejected: Counter `reidstream_frames_rejected_total{camera}`: frames a source
+            decoded but could not use (not an (H, W, 3) uint8 image, or empty).
+        crops_rejected: Counter `reidstream_crops_rejected_total{camera, reason}`: tracked boxes
+            whose crop failed a quality gate (`reason`: small, low_confidence, truncated); the
+            tracker still follows them, the ReID model does not see them.
+        stage_errors: Counter `reidstream_stage_errors_total{stage}`: batches a stage failed on;
+            the error is logged with the number of items lost, and the stage goes on.
+        links_published: Counter `reidstream_links_published_total{sink}`: identity links
+            delivered, i.e. acknowledged by the broker (`sink="kafka"`) or written to the file
+            (`sink="jsonl"`); at-least-once: a re-sent link counts once per acknowledgement.
+        embeddings_published: Counter `reidstream_embeddings_published_total{sink}`: tracklet
+            embeddings a worker delivered, the same way.
+        publish_errors: Counter `reidstream_publish_errors_total{sink}`: publish attempts that
+            failed (broker unreachable, timeout, broker error); the messages stay in the spool
+            and are sent again.
+        gallery_identities: Gauge `reidstream_gallery_identities`: global identities the matcher
+            holds (bounded by matcher.max_identities).
         spool_messages: Gauge `reidstream_spool_messages`: messages kept locally because the
             broker has not acknowledged them yet; it grows while Kafka is unreachable.
         spool_bytes: Gauge `reidstream_spool_bytes`: size of that spool on disk.
@@ -174,6 +192,16 @@ class PipelineMetrics:
             "Attempts to reopen a camera stream that failed or ended.",
             cam,
         )
+        self.frames_rejected = self._counter(
+            "reidstream_frames_rejected_total",
+            "Frames a source read but could not use (wrong shape or type, empty), discarded.",
+            cam,
+        )
+        self.crops_rejected = self._counter(
+            "reidstream_crops_rejected_total",
+            "Tracked boxes whose crop failed a quality gate (small, low_confidence, truncated).",
+            ("camera", "reason"),
+        )
         self.queue_depth = self._gauge(
             "reidstream_queue_depth", "Items waiting in the queue in front of the stage.", stage
         )
@@ -189,6 +217,11 @@ class PipelineMetrics:
             stage,
             LATENCY_BUCKETS,
         )
+        self.stage_errors = self._counter(
+            "reidstream_stage_errors_total",
+            "Batches a stage failed on (logged with the error); their items are lost.",
+            stage,
+        )
         self.frame_to_link_latency = self._histogram(
             "reidstream_frame_to_link_latency_seconds",
             "Capture of the newest frame of a clip to the broker's acknowledgement of its link.",
@@ -198,13 +231,24 @@ class PipelineMetrics:
         self._declare_output_metrics()
 
     def _declare_output_metrics(self) -> None:
+        sink = ("sink",)
         self.links_published = self._counter(
-            "reidstream_links_published_total", "Identity links the broker acknowledged.", ()
+            "reidstream_links_published_total",
+            "Identity links delivered: acknowledged by the broker (kafka) or written (jsonl).",
+            sink,
+        )
+        self.embeddings_published = self._counter(
+            "reidstream_embeddings_published_total",
+            "Tracklet embeddings a worker delivered (acknowledged or written).",
+            sink,
         )
         self.publish_errors = self._counter(
             "reidstream_publish_errors_total",
             "Publish attempts that failed; the message stays in the spool and is retried.",
-            (),
+            sink,
+        )
+        self.gallery_identities = self._gauge(
+            "reidstream_gallery_identities", "Global identities in the matcher's gallery.", ()
         )
         self.spool_messages = self._gauge(
             "reidstream_spool_messages", "Messages not yet acknowledged by the broker.", ()
@@ -273,12 +317,16 @@ class PipelineMetrics:
         camera from start-up on, not only after its first frame or failure."""
         for metric in self._per_camera():
             metric.labels(camera=camera)
+        for reason in CROP_GATES:
+            self.crops_rejected.labels(camera=camera, reason=reason)
         self.camera_connected.labels(camera=camera).set(0)
 
     def remove_camera(self, camera: str) -> None:
         """Drops the series of a camera taken out of the configuration (absent ones are fine)."""
         for metric in self._per_camera():
             metric.remove(camera)
+        for reason in CROP_GATES:
+            self.crops_rejected.remove(camera, reason)
 
     def _per_camera(self) -> list[Counter | Gauge | Histogram]:
         return [
