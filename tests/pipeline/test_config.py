@@ -285,3 +285,86 @@ def test_reidstream_environment():
 def test_reidstream_rejects(override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         load_config(ReidstreamConfig, environ={}, overrides=[override])
+
+
+# ------------------------------------------------------------------- lists of sections, secrets
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: str = setting("", help="camera id")
+    fps: float = setting(10.0, gt=0, help="frame rate")
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("id: required")
+
+
+@dataclass(frozen=True)
+class Site:
+    cameras: tuple[Camera, ...] = setting((), help="the cameras")
+    password: str | None = setting(None, secret=True, help="a credential")
+
+
+def test_a_list_of_sections_loads_each_item_with_its_defaults(tmp_path):
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  - {id: a}\n  - id: b\n    fps: 25\n")
+    cfg = load_config(Site, path=path, environ={})
+    assert cfg.cameras == (Camera("a"), Camera("b", 25.0))
+    env = {"REIDSTREAM_CAMERAS": "[{id: c, fps: 5}]"}
+    assert load_config(Site, environ=env).cameras == (Camera("c", 5.0),)
+    path.write_text(dump_config(cfg))
+    assert load_config(Site, path=path, environ={}) == cfg
+
+
+def test_every_bad_item_of_a_list_of_sections_is_named():
+    with pytest.raises(ConfigError) as info:
+        load_config(Site, environ={}, overrides=["cameras=[{id: a, fsp: 1}, {fps: 2}, 5, {id: d}]"])
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("cameras (from command line): [0] unknown key 'fsp'")
+    assert "Did you mean 'fps'?" in lines[0]
+    assert lines[1:] == [
+        "[1] config: id: required",
+        "[2] the top level = 5 (from this item): expected a mapping of keys, got int",
+    ]
+
+
+def test_describe_lists_the_keys_of_each_item():
+    rows = {row.key: row for row in describe_config(Site)}
+    assert rows["cameras"].type == "a list, each a mapping with keys id, fps"
+    assert rows["cameras[].fps"].help == "frame rate" and rows["cameras[].fps"].default == 10.0
+
+
+def test_secrets_are_redacted_when_written_but_not_when_asked():
+    cfg = load_config(Site, environ={"REIDSTREAM_PASSWORD": "hunter2"})
+    assert cfg.password == "hunter2"
+    assert "hunter2" not in dump_config(cfg) and "<redacted>" in dump_config(cfg)
+    assert yaml.safe_load(dump_config(cfg, redact=False))["password"] == "hunter2"
+    assert "<redacted>" not in dump_config(load_config(Site, environ={}))  # None stays null
+
+
+def test_reidstream_cameras_and_their_checks(tmp_path):
+    cfg = load_config(
+        ReidstreamConfig,
+        environ={},
+        overrides=[
+            "cameras=[{id: door, uri: /v/door.mp4}, {id: hall, uri: 'rtsp://u:p@h/s'},"
+            " {id: desk, uri: 'webcam:1'}]",
+            "matcher.overlapping_cameras=[[door, hall]]",
+        ],
+    )
+    door, hall, desk = cfg.cameras
+    assert (door.kind, door.is_live, hall.kind, hall.is_live) == ("file", False, "stream", True)
+    assert (desk.kind, desk.webcam_index) == ("webcam", 1)
+    bad = [
+        ("cameras=[{id: a, uri: x}, {id: a, uri: y}]", "each id at most once"),
+        ("cameras=[{id: 'a b', uri: x}]", "id = 'a b'"),
+        ("cameras=[{id: a}]", "needs a uri"),
+        ("matcher.overlapping_cameras=[[cam1, cam7]]", r"cameras \['cam7'\] are not configured"),
+        ("synthetic.only_cameras=[cam9]", "not in the scene's cameras"),
+        ("kafka.security_protocol=SASL_SSL", "sasl_mechanism"),
+        ("output.sinks=[]", "at least one"),
+    ]
+    for override, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            load_config(ReidstreamConfig, environ={}, overrides=[override])
