@@ -32,6 +32,7 @@ Choices:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from pathlib import Path
@@ -52,7 +53,8 @@ from reid_models import create_model
 from reid_models.base import ReIDModel
 from reid_models.layers.vlad import SoftVLAD
 from reid_models.pretrained import PretrainedCfg
-from reid_models.weights import WeightsError, load_pretrained, load_state_dict_file
+from reid_models.spec import ModelSpecError, checkpoint_spec, model_from_spec
+from reid_models.weights import WeightsError, load_pretrained, read_weights_file, state_dict_of
 
 __all__ = ["COMPILE_MODES", "FP32_MODULES", "TorchEngine", "load_checkpoint", "load_model"]
 
@@ -65,15 +67,90 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 FP32_MODULES: tuple[type[nn.Module], ...] = (SoftVLAD,)
 
 
-def load_model(name: str, *, checkpoint: str | Path | None = None, **overrides: Any) -> ReIDModel:
-    """Builds registered model `name` (retrieval only) and loads `checkpoint` into it."""
-    try:
-        model = create_model(name, **overrides)
-    except KeyError as err:
-        raise EngineError(err.args[0]) from err
+def load_model(
+    name: str | None = None, *, checkpoint: str | Path | None = None, **overrides: Any
+) -> ReIDModel:
+    """Builds a model (retrieval only, eval mode) and loads `checkpoint` into it.
+
+    A reidstream checkpoint (``best.pt``, ``last.pt``) carries a model spec under ``"model"``
+    (`reid_models.spec`): its registry name, builder overrides and the `PretrainedCfg` it was
+    trained with. The model is then built from the spec, so the file alone says the
+    architecture, its width and the input size and clip length to feed it. `name` may be None;
+    if given it must be the spec's, and `overrides` must agree with the spec's. Without a spec
+    (older checkpoints, state dicts, backbone files) `name` is required and the model is
+    ``create_model(name, **overrides)``.
+
+    Raises:
+        EngineError: An unknown name, a name or overrides that contradict the checkpoint's spec,
+            no name and no spec, or a checkpoint that does not load (see `load_checkpoint`).
+    """
+    stored = _read(checkpoint) if checkpoint is not None else None
+    return _model_from(name, stored, checkpoint, overrides)
+
+
+def _model_from(
+    name: str | None, stored: Any, checkpoint: str | Path | None, overrides: dict[str, Any]
+) -> ReIDModel:
+    """`load_model` on the already-read content `stored` of `checkpoint` (None: none)."""
+    spec = checkpoint_spec(stored)
+    if spec is not None:
+        _check_spec(spec, name, overrides, checkpoint)
+        try:
+            model = model_from_spec(spec)
+        except ModelSpecError as err:
+            raise EngineError(f"checkpoint {checkpoint}: {err}") from err
+    elif name is None:
+        raise EngineError(
+            f"checkpoint {checkpoint} carries no model spec (written before checkpoints had one, "
+            f"or not by reidstream train): give the model's registry name"
+            if checkpoint is not None
+            else "load_model needs a registry name or a checkpoint with a model spec"
+        )
+    else:
+        try:
+            model = create_model(name, **overrides)
+        except KeyError as err:
+            raise EngineError(err.args[0]) from err
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
+        _load_weights(model, stored, checkpoint)
     return model.eval()
+
+
+def _read(path: str | Path) -> Any:
+    try:
+        return read_weights_file(path)
+    except WeightsError as err:
+        raise EngineError(f"cannot load the checkpoint {path}: {err}") from err
+
+
+def _check_spec(
+    spec: dict[str, Any], name: str | None, overrides: dict[str, Any], path: str | Path
+) -> None:
+    """Raises `EngineError` where `name` or `overrides` contradict the checkpoint's spec."""
+    if name is not None and name != spec["name"]:
+        raise EngineError(
+            f"checkpoint {path} holds a {spec['name']!r} model (its model spec says so), not "
+            f"{name!r}: set the model to {spec['name']!r}, or to none to take the checkpoint's"
+        )
+    stored = spec.get("overrides") or {}
+    differ = {k: v for k, v in overrides.items() if stored.get(k, _ABSENT) != _as_plain(v)}
+    if differ:
+        raise EngineError(
+            f"checkpoint {path} was trained with the builder overrides {stored}; the model "
+            f"overrides {differ} contradict them: leave them out to take the checkpoint's"
+        )
+
+
+_ABSENT = object()
+
+
+def _as_plain(value: Any) -> Any:
+    """Tuples as lists, as a model spec stores them."""
+    if isinstance(value, list | tuple):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_plain(v) for k, v in value.items()}
+    return value
 
 
 def load_checkpoint(model: ReIDModel, path: str | Path) -> None:
@@ -81,17 +158,40 @@ def load_checkpoint(model: ReIDModel, path: str | Path) -> None:
 
     Accepted (read by `reid_models.weights.load_state_dict_file`): a plain state dict of the
     model, ``{"state_dict": ...}`` (what ``reidstream train`` writes in best.pt and last.pt) or
-    ``{"model": ...}``. Keys may carry DataParallel's ``module.``.
+    ``{"model": ...}``. Keys may carry DataParallel's ``module.``; half-precision weights are
+    cast to the model's dtype.
     A state dict of the model must provide every key the model has; classifier weights for the
     training identities are skipped (the engine serves embeddings). A file in the model's
     `PretrainedCfg.source_format` (e.g. ImageNet ResNet weights) goes through
     `reid_models.load_pretrained`; the head then keeps its initialisation, which is logged.
+    A checkpoint whose model spec names another model is refused; one whose spec has another
+    `PretrainedCfg` than `model` loads with a warning (`load_model` applies the spec's).
 
     Raises:
         EngineError: Missing or unreadable file, missing keys, or mismatched shapes.
     """
+    stored = _read(path)
+    spec = checkpoint_spec(stored)
+    if spec is not None:
+        _check_spec(spec, getattr(model, "model_name", None), {}, path)
+        if spec.get("pretrained_cfg") != _stored_cfg(model):
+            log.warning(
+                "%s was trained with another PretrainedCfg than the given model has (input "
+                "size, clip length...); the model's is kept. Build the model from the "
+                "checkpoint (model=None or its name) to use the checkpoint's",
+                path,
+            )
+    _load_weights(model, stored, path)
+
+
+def _stored_cfg(model: ReIDModel) -> Any:
+    """The model's `PretrainedCfg` as a model spec stores it (plain data)."""
+    return _as_plain(dataclasses.asdict(model.pretrained_cfg))
+
+
+def _load_weights(model: ReIDModel, stored: Any, path: str | Path) -> None:
     try:
-        state = load_state_dict_file(path)
+        state = state_dict_of(stored, path)
     except WeightsError as err:
         raise EngineError(f"cannot load the checkpoint {path}: {err}") from err
     prefixes = tuple(f"{p}." for p in model.pretrained_cfg.backbone_prefixes)
@@ -113,6 +213,7 @@ def load_checkpoint(model: ReIDModel, path: str | Path) -> None:
     if extra:
         log.info("%s: skipped %d tensors the model has no place for: %s", path, len(extra), extra)
     try:
+        # load_state_dict copies into the model's tensors, casting fp16 weights to its dtype.
         model.load_state_dict({k: state[k] for k in own}, strict=True)
     except RuntimeError as err:
         raise EngineError(f"checkpoint {path} does not fit {type(model).__name__}: {err}") from err
@@ -246,8 +347,14 @@ class TorchEngine(Engine):
         model_overrides: dict[str, Any] | None = None,
         **options: Any,
     ) -> TorchEngine:
-        """`create_engine("torch", ...)`: a registry name (+ checkpoint), a model instance, or
-        a TorchScript file given as `checkpoint` with no `model`."""
+        """`create_engine("torch", ...)`: a registry name (+ checkpoint), a model instance, a
+        reidstream checkpoint alone, or a TorchScript file given as `checkpoint` with no `model`.
+
+        A checkpoint with a model spec (what ``reidstream train`` writes) rebuilds its own
+        model, overrides and `PretrainedCfg` (see `load_model`): with ``model=None`` nothing
+        else is needed, and a `model` name must be the checkpoint's. With ``model=None`` a file
+        ``torch.load(weights_only=True)`` cannot read is taken for TorchScript.
+        """
         if onnx_path is not None:
             raise EngineError(
                 f"the torch engine runs a PyTorch model, not the ONNX file {onnx_path}; use the "
@@ -257,11 +364,17 @@ class TorchEngine(Engine):
         if model is None:
             if checkpoint is None:
                 raise EngineError(
-                    "the torch engine needs model= (a registry name) or a TorchScript file as "
-                    "checkpoint="
+                    "the torch engine needs model= (a registry name), a reidstream checkpoint or "
+                    "a TorchScript file as checkpoint="
                 )
-            return cls.from_torchscript(checkpoint, **common)
-        if isinstance(model, str):
+            if not Path(checkpoint).is_file():
+                raise EngineError(f"checkpoint {checkpoint} does not exist")
+            try:
+                stored = read_weights_file(checkpoint)
+            except WeightsError:  # not tensors and plain values: a TorchScript archive
+                return cls.from_torchscript(checkpoint, **common)
+            model = _model_from(None, stored, checkpoint, dict(model_overrides or {}))
+        elif isinstance(model, str):
             model = load_model(model, checkpoint=checkpoint, **(model_overrides or {}))
         elif checkpoint is not None:
             load_checkpoint(model, checkpoint)

@@ -34,7 +34,7 @@ from deploy.engines.torch_engine import TorchEngine, load_checkpoint
 from deploy.export import export_onnx, parity, write_sidecar
 from pipeline.config import ConfigError, load_config
 from pipeline.settings import ReidstreamConfig
-from reid_models import list_models
+from reid_models import create_model, list_models, model_spec
 from reid_models.base import ReIDModel
 from reid_models.c3d import C3D_MEAN_RGB, C3D_STD
 from reid_models.pretrained import IMAGENET_MEAN, IMAGENET_STD, PretrainedCfg
@@ -322,6 +322,75 @@ def test_bad_checkpoints_are_engine_errors(small_model, tmp_path):
         create_engine("torch", model="c2d_r18", checkpoint=tmp_path / "junk.pth")
     with pytest.raises(EngineError, match="unknown model 'c2d_r17'"):
         create_engine("torch", model="c2d_r17")
+
+
+def _spec_checkpoint(model, path: Path, *, half: bool = False) -> Path:
+    """`model` saved as ``reidstream train`` saves best.pt: weights, config and model spec."""
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    spec = model_spec(model)
+    torch.save({"format": "reidstream.weights/1", "state_dict": state, "model": spec}, path)
+    return path
+
+
+@pytest.fixture
+def narrow_ap3d(small_model):
+    """A narrow ap3d_r18 fed 64x32 crops and 4-frame test clips (the builder says 256x128, 32)."""
+    model = small_model("ap3d_r18", seed=3, base_width=8)
+    assert model.pretrained_cfg.input_size == (3, 64, 32)
+    return model
+
+
+@pytest.mark.parametrize("name", [None, "ap3d_r18"])
+def test_a_checkpoint_with_a_model_spec_rebuilds_its_model(narrow_ap3d, clips, tmp_path, name):
+    path = _spec_checkpoint(narrow_ap3d, tmp_path / "best.pt")
+    engine = create_engine("torch", model=name, checkpoint=path, max_batch=2)
+    assert engine.cfg == narrow_ap3d.pretrained_cfg  # fed as it was trained
+    assert engine.model.model_overrides == {"base_width": 8}
+    batch = clips(3, 4)
+    reference = torch.nn.functional.normalize(
+        narrow_ap3d(preprocess(torch.from_numpy(batch), narrow_ap3d.pretrained_cfg, device="cpu")),
+        dim=1,
+    )
+    np.testing.assert_allclose(engine.embed(batch), reference.detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_half_precision_checkpoint_runs_in_float32(narrow_ap3d, clips, tmp_path):
+    path = _spec_checkpoint(narrow_ap3d, tmp_path / "half.pt", half=True)
+    engine = create_engine("torch", checkpoint=path, max_batch=2)
+    assert all(p.dtype == torch.float32 for p in engine.model.parameters())
+    check(parity(narrow_ap3d, engine, clips(3, 4)), bar=0.999)
+
+
+def test_a_checkpoint_of_another_model_or_width_is_refused(narrow_ap3d, tmp_path):
+    path = _spec_checkpoint(narrow_ap3d, tmp_path / "best.pt")
+    expected = (
+        r"holds a 'ap3d_r18' model \(its model spec says so\), not 'c2d_r18': set the model "
+        r"to 'ap3d_r18', or to none"
+    )
+    with pytest.raises(EngineError, match=expected):
+        create_engine("torch", model="c2d_r18", checkpoint=path)
+    with pytest.raises(EngineError, match=r"overrides \{'base_width': 16\} contradict them"):
+        create_engine(
+            "torch", model="ap3d_r18", checkpoint=path, model_overrides={"base_width": 16}
+        )
+    with pytest.raises(EngineError, match=expected):
+        load_checkpoint(create_model("c2d_r18", base_width=8), path)
+
+
+def test_a_checkpoint_without_a_spec_needs_the_models_name(narrow_ap3d, clips, tmp_path):
+    """Checkpoints written before model specs load as before, given the name and overrides."""
+    path = tmp_path / "old.pt"
+    torch.save({"format": "reidstream.weights/1", "state_dict": narrow_ap3d.state_dict()}, path)
+    with pytest.raises(EngineError, match=r"old\.pt carries no model spec .* registry name"):
+        create_engine("torch", checkpoint=path)
+    engine = create_engine(
+        "torch", model="ap3d_r18", checkpoint=path, model_overrides={"base_width": 8}
+    )
+    assert engine.cfg.input_size == (3, 256, 128)  # the builder's: the file does not say
+    engine.cfg = narrow_ap3d.pretrained_cfg
+    check(parity(narrow_ap3d, engine, clips(2, 4)))
 
 
 # ------------------------------------------------------------------------------- registry, auto

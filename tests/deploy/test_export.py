@@ -8,9 +8,10 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from deploy.engines import EngineError, create_engine
-from deploy.engines.torch_engine import TorchEngine
+from deploy.engines.torch_engine import TorchEngine, load_model
 from deploy.export import (
     SIDECAR_SCHEMA,
     export_clip_len,
@@ -20,6 +21,7 @@ from deploy.export import (
     read_sidecar,
     write_sidecar,
 )
+from reid_models import model_spec
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*TorchScript-based ONNX export"),
@@ -116,3 +118,19 @@ def test_parity_reports_a_different_model(small_model, clips):
     same = parity(small_model("c2d_r18"), TorchEngine(small_model("c2d_r18")), batch)
     assert same.min_cosine > 0.99999 and same.max_abs < 1e-5
     assert np.isclose(same.mean_cosine, 1.0, atol=1e-5)
+
+
+def test_export_of_a_checkpoint_carries_its_trained_cfg(small_model, clips, tmp_path):
+    """A model built from a checkpoint's spec exports with the cfg it was trained with."""
+    trained = small_model("ap3d_r18", seed=4, base_width=8)
+    checkpoint = tmp_path / "best.pt"
+    state = {"state_dict": trained.state_dict(), "model": model_spec(trained)}
+    torch.save({"format": "reidstream.weights/1", **state}, checkpoint)
+    model = load_model(checkpoint=checkpoint)
+    path = export_onnx(model, tmp_path / "ap3d.onnx", model_name=model.model_name)
+    sidecar = read_sidecar(path)
+    assert sidecar.cfg == trained.pretrained_cfg and sidecar.cfg.input_size == (3, 64, 32)
+    assert sidecar.model_name == "ap3d_r18" and sidecar.embedding_dim == 64
+    assert sidecar.clip_len == trained.pretrained_cfg.test_clip_len
+    engine = create_engine("onnxruntime", onnx_path=path, max_batch=2)
+    assert parity(trained, engine, clips(2, sidecar.clip_len)).min_cosine >= 0.9999

@@ -541,6 +541,31 @@ def test_checkpoints_carry_the_model_spec_with_the_runs_cfg(tmp_path):
         torch.testing.assert_close(rebuilt.eval()(clips), model.eval()(clips))
 
 
+def test_the_torch_engine_serves_best_pt_alone_as_the_run_trained_it(tmp_path):
+    """Trained, saved, rebuilt by the engine from the file alone: same embeddings, same cfg."""
+    from deploy.engines import create_engine, preprocess
+    from trainers.run import build_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        "c2d_r18",
+        num_classes=NUM_IDS,
+        overrides={"base_width": 8},
+        cfg_changes={"input_size": (32, 16), "test_clip_len": 2},
+    )
+    dataset = NoisyClips(n=8, shape=(3, 2, 32, 16))
+    evaluate = scripted_evaluate({1: 10.0})
+    make_trainer(tmp_path, epochs=1, model=model, dataset=dataset, evaluate=evaluate).fit()
+
+    engine = create_engine("torch", checkpoint=tmp_path / "best.pt", max_batch=4)
+    assert engine.cfg == model.pretrained_cfg and engine.cfg.input_size == (3, 32, 16)
+    crops = np.random.default_rng(0).integers(0, 256, (3, 2, 50, 20, 3), dtype=np.uint8)
+    with torch.no_grad():
+        x = preprocess(torch.from_numpy(crops), model.pretrained_cfg, device="cpu")
+        expected = nn.functional.normalize(model.eval()(x), dim=1).numpy()
+    np.testing.assert_allclose(engine.embed(crops), expected, rtol=0, atol=1e-6)
+
+
 def test_a_model_not_built_by_create_model_gets_no_spec(tmp_path):
     make_trainer(tmp_path, epochs=1, evaluate=scripted_evaluate({1: 10.0})).fit()
     assert "model" not in load_checkpoint(tmp_path / "best.pt", expected_format=None)
