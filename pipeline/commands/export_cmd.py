@@ -2,6 +2,8 @@
 
     reidstream export --model NAME [--checkpoint PATH] --format onnx|torchscript --out DIR
                       [--clip-len T] [--opset 17] [--parity-clips 4]
+    reidstream export --checkpoint runs/x/best.pt ...   the checkpoint's model spec names the
+                                                        model, its overrides and PretrainedCfg
 
     model (+ checkpoint) ─ deploy.export ─▶ DIR/NAME.onnx | DIR/NAME.ts   batch axis dynamic
                                            DIR/NAME.json                 sidecar (PretrainedCfg, T)
@@ -34,8 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write the model's graph with a dynamic batch axis and its JSON sidecar, "
         "then run the written file on random clips and print its agreement with PyTorch.",
     )
-    parser.add_argument("--model", required=True, help="registered model name")
-    parser.add_argument("--checkpoint", type=Path, help="trained weights (default: random init)")
+    parser.add_argument(
+        "--model",
+        help="registered model name (default: the one a reidstream checkpoint's model spec names)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="trained weights (default: random init); a reidstream checkpoint also gives the "
+        "model, its overrides and its input size",
+    )
     parser.add_argument("--format", choices=sorted(_SUFFIX), default="onnx", help="graph format")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--clip-len", type=int, help="T of the graph (default: the model's)")
@@ -48,15 +58,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
+        if args.model is None and args.checkpoint is None:
+            raise EngineError("give --model NAME, or a --checkpoint written by reidstream train")
         model = load_model(args.model, checkpoint=args.checkpoint)
-        path = args.out / f"{args.model}{_SUFFIX[args.format]}"
+        name = args.model or model.model_name
+        path = args.out / f"{name}{_SUFFIX[args.format]}"
         if args.format == "onnx":
-            export_onnx(
-                model, path, clip_len=args.clip_len, opset=args.opset, model_name=args.model
-            )
+            export_onnx(model, path, clip_len=args.clip_len, opset=args.opset, model_name=name)
             engine = create_engine("onnxruntime", onnx_path=path, max_batch=args.parity_clips)
         else:
-            export_torchscript(model, path, clip_len=args.clip_len, model_name=args.model)
+            export_torchscript(model, path, clip_len=args.clip_len, model_name=name)
             engine = create_engine("torch", checkpoint=path, max_batch=args.parity_clips)
     except (EngineError, ValueError) as e:
         print(f"reidstream export: {e}", file=sys.stderr)

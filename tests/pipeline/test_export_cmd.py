@@ -11,8 +11,10 @@ import re
 
 import onnx
 import pytest
+import torch
 
 from pipeline.cli import main
+from reid_models import create_model, model_spec
 
 PARITY = re.compile(
     r"parity vs PyTorch \((\d+) clips, (\w+)\): min cosine ([\d.]+), mean cosine ([\d.]+), "
@@ -64,3 +66,30 @@ def test_compile_with_an_unknown_engine_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["compile", "--engine", "openvino", "--model", "c2d_r18"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_export_of_a_checkpoint_alone_takes_its_model_spec(tmp_path, capsys):
+    """``--checkpoint best.pt`` without ``--model``: name, width and input size from the file."""
+    torch.manual_seed(0)
+    trained = create_model("ap3d_r18", base_width=8)
+    trained.pretrained_cfg = trained.pretrained_cfg.with_changes(
+        input_size=(3, 64, 32), test_clip_len=2
+    )
+    checkpoint = tmp_path / "best.pt"
+    spec = {"state_dict": trained.state_dict(), "model": model_spec(trained)}
+    torch.save({"format": "reidstream.weights/1", **spec}, checkpoint)
+    out = tmp_path / "out"
+    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--parity-clips", "2"]
+    assert main(argv) == 0
+    document = json.loads((out / "ap3d_r18.json").read_text())
+    assert document["pretrained_cfg"]["input_size"] == [3, 64, 32]
+    assert (document["clip_len"], document["embedding_dim"]) == (2, 64)
+    assert float(PARITY.search(capsys.readouterr().out).group(3)) > 0.9999
+    other = ["export", "--model", "c2d_r18", "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main(other) == 2
+    assert "set the model to 'ap3d_r18'" in capsys.readouterr().err
+
+
+def test_export_without_model_or_checkpoint_is_a_usage_error(tmp_path, capsys):
+    assert main(["export", "--out", str(tmp_path)]) == 2
+    assert "give --model NAME, or a --checkpoint" in capsys.readouterr().err
