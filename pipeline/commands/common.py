@@ -33,3 +33,7 @@ def load_from_args(args: argparse.Namespace, schema: type[T] = ReidstreamConfig)
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # kafka-python logs every failed connection attempt as an error, several a second while
+        # a broker is down; the sinks report outages themselves, counted and rate-limited.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
