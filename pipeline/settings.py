@@ -80,6 +80,13 @@ class KafkaConfig:
         help="Consumer group of `reidstream matcher` (offsets are committed only after the "
         "links they produced are acknowledged).",
     )
+    max_poll_interval_ms: int = setting(
+        300_000,
+        ge=1_000,
+        help="Consumer group rebalance timeout of `reidstream matcher` and `consume --group`: "
+        "a member silent this long is replaced. Tansu, the local test broker, completes a "
+        "group join only when it expires: set 2000-3000 there.",
+    )
     linger_ms: int = setting(
         5,
         ge=0,

@@ -6,13 +6,27 @@ from pipeline.commands import (
     bench,
     compile_cmd,
     config_cmd,
+    consume_cmd,
     doctor,
     eval_cmd,
     export_cmd,
     results,
+    run_cmd,
     track,
     train,
 )
 
 #: In the order `reidstream --help` lists them.
-COMMANDS = (config_cmd, doctor, track, train, eval_cmd, results, export_cmd, compile_cmd, bench)
+COMMANDS = (
+    run_cmd,
+    consume_cmd,
+    config_cmd,
+    doctor,
+    track,
+    train,
+    eval_cmd,
+    results,
+    export_cmd,
+    compile_cmd,
+    bench,
+)
