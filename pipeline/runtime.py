@@ -174,6 +174,7 @@ class Job:
         role: Role = "all",
         metrics: PipelineMetrics | None = None,
         engine: Engine | None = None,
+        model_name: str | None = None,
     ) -> Job:
         """Builds every part of the job from `cfg` (loads the models; starts nothing).
 
@@ -182,6 +183,7 @@ class Job:
             role: "all" (links out) or "worker" (clip embeddings out, for `reidstream matcher`).
             metrics: Where to count (default: the process's `METRICS`, served on /metrics).
             engine: A ReID engine to use instead of building the configured one.
+            model_name: The name its embeddings carry (default: from the configuration).
 
         Raises:
             ConfigError: The configuration lacks what this job needs.
@@ -247,7 +249,7 @@ class Job:
                 on_update=recorder.on_update if recorder else None,
             ),
         ]
-        label = model_label(cfg)
+        label = model_name or model_label(cfg)
         if matcher is not None:
             q_after_embed = queue("match", 1024)
         stages.append(
