@@ -109,6 +109,7 @@ class KafkaSink:
         send_timeout_s: Longest wait for a batch's acknowledgements before it counts as failed.
         batch: Most messages sent per round.
         producer_factory: Builds the producer from keyword arguments (tests pass a wrapper).
+        on_delivered: Called from the sender thread with each batch the broker acknowledged.
     """
 
     name = "kafka"
@@ -124,11 +125,13 @@ class KafkaSink:
         send_timeout_s: float = 30.0,
         batch: int = 500,
         producer_factory: Callable[..., Any] | None = None,
+        on_delivered: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self.client_options, self.topics, self.spool = client_options, topics, spool
         self.metrics, self.linger_ms = metrics, linger_ms
         self.send_timeout_s, self.batch = send_timeout_s, batch
         self._factory = producer_factory
+        self.on_delivered = on_delivered
         self._producer: Any = None
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="kafka-sender", daemon=True)
@@ -249,6 +252,8 @@ class KafkaSink:
     def _delivered(self, messages: list[Message]) -> None:
         self.delivered += len(messages)
         _count_delivered(self.metrics, self.name, messages, latency=True)
+        if self.on_delivered is not None:
+            self.on_delivered(messages)
         if not self.connected:
             log.info(
                 "kafka sink: broker reachable again; %d messages delivered, %d spooled",

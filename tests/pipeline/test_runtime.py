@@ -10,16 +10,13 @@ import urllib.request
 
 import cv2
 import numpy as np
-import pytest
 from prometheus_client import CollectorRegistry
 
-from deploy.engines.torch_engine import TorchEngine
 from pipeline.config import load_config
 from pipeline.messages import decode, embedding_from_dict, link_from_dict, validate
 from pipeline.metrics import PipelineMetrics
 from pipeline.runtime import Job
 from pipeline.settings import ReidstreamConfig
-from reid_models import create_model
 
 SCENE = [
     "synthetic.cameras=3",
@@ -33,20 +30,6 @@ SCENE = [
     "metrics.address=",
     "output.sinks=[jsonl]",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_engine_factory():
-    """A narrow C2D ResNet-18 at 32x16 (untrained: structure, not accuracy, is tested here)."""
-
-    def make() -> TorchEngine:
-        torch_model = create_model("c2d_r18", base_width=8)
-        torch_model.pretrained_cfg = torch_model.pretrained_cfg.with_changes(
-            input_size=(3, 32, 16), test_clip_len=4, test_stride=4
-        )
-        return TorchEngine(torch_model, max_batch=16)
-
-    return make
 
 
 def config(tmp_path, *overrides: str) -> ReidstreamConfig:
