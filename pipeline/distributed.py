@@ -4,7 +4,8 @@
     reidstream worker ...                                      ├─▶ kafka.embeddings_topic
                                                                ▼
     MatcherService: KafkaConsumer (group kafka.group_id, manual commits)
-      poll ─▶ decode + drop duplicates (event_id) ─▶ Matcher.update ─▶ IdentityLinks
+      poll ─▶ decode + drop duplicates (event_id) ─▶ Matcher (embeddings; tracklet ends, in
+        their order per camera) ─▶ IdentityLinks
         ─▶ Publisher (Kafka through the spool; JSONL) ─▶ wait until every link is delivered
         ─▶ commit the offsets of the polled embeddings
     so an embedding's offset is committed only after the links it produced are acknowledged: a
@@ -26,14 +27,26 @@ from typing import Any
 
 from pipeline.consumer import Seen
 from pipeline.matcher import Matcher
-from pipeline.messages import MessageError, decode, embedding_from_dict, link_message
+from pipeline.messages import (
+    CLOSED_SCHEMA,
+    MessageError,
+    closed_from_dict,
+    decode,
+    embedding_from_dict,
+    link_message,
+)
 from pipeline.metrics import PipelineMetrics
 from pipeline.sinks import Publisher
-from pipeline.types import ClipEmbedding
+from pipeline.stages import match_in_order
+from pipeline.types import ClipEmbedding, TrackletClosed
 
 __all__ = ["MatcherService"]
 
 log = logging.getLogger(__name__)
+
+
+def _capture_time(item: ClipEmbedding | TrackletClosed) -> float:
+    return item.last_seen if isinstance(item, TrackletClosed) else item.end_time
 
 
 class MatcherService:
@@ -94,9 +107,9 @@ class MatcherService:
             if not batches:
                 continue
             self._check_assignment()
-            embeddings = self._decode(batches)
-            if embeddings:
-                self._match(embeddings)
+            items = self._decode(batches)
+            if items:
+                self._match(items)
             if not self._deliver():
                 break  # stopping with links undelivered: leave the offsets uncommitted
             self._commit()
@@ -119,13 +132,16 @@ class MatcherService:
             "sinks": self.publisher.state(),
         }
 
-    def _decode(self, batches: dict) -> list[ClipEmbedding]:
-        out = []
+    def _decode(self, batches: dict) -> list[ClipEmbedding | TrackletClosed]:
+        out: list[ClipEmbedding | TrackletClosed] = []
         for records in batches.values():
             for record in records:
                 try:
                     document = decode(record.value)
-                    embedding = embedding_from_dict(document)
+                    if document["schema"] == CLOSED_SCHEMA:
+                        item: ClipEmbedding | TrackletClosed = closed_from_dict(document)
+                    else:
+                        item = embedding_from_dict(document)
                 except MessageError as e:
                     self.invalid += 1
                     self.metrics.stage_errors.labels(stage="match").inc()
@@ -138,28 +154,47 @@ class MatcherService:
                     )
                     continue
                 if self._seen.add(document["event_id"]):
-                    out.append(embedding)
+                    out.append(item)
                 else:
                     self.duplicates += 1
         return out
 
-    def _match(self, embeddings: list[ClipEmbedding]) -> None:
+    def _match(self, items: list[ClipEmbedding | TrackletClosed]) -> None:
+        # In capture-time order across cameras; a stable sort keeps each tracklet's end after
+        # its last embedding (its last_seen is at least that clip's end).
+        items = sorted(items, key=_capture_time)
+        items = self._drop_foreign(items)
         start = time.perf_counter()
-        try:
-            links = self.matcher.update(embeddings)
-        except ValueError as e:  # e.g. embeddings of another model than the gallery's
-            self.metrics.stage_errors.labels(stage="match").inc()
-            log.error(
-                "matcher: a batch of %d embeddings could not be matched: %s", len(embeddings), e
-            )
-            return
+        links = match_in_order(self.matcher, items)
         self.metrics.stage_latency.labels(stage="match").observe(time.perf_counter() - start)
-        self.metrics.batch_size.labels(stage="match").observe(len(embeddings))
+        self.metrics.batch_size.labels(stage="match").observe(len(items))
         self.metrics.gallery_identities.set(self.matcher.identities)
-        self.embeddings += len(embeddings)
+        self.embeddings += sum(isinstance(i, ClipEmbedding) for i in items)
         now = time.time()
         self.publisher.publish([link_message(link, produced_at=now) for link in links])
         self.links += len(links)
+
+    def _drop_foreign(
+        self, items: list[ClipEmbedding | TrackletClosed]
+    ) -> list[ClipEmbedding | TrackletClosed]:
+        """Skips (and counts) embeddings of another model than the gallery's (a worker
+        configured with another model), which cannot be compared with it."""
+        embeddings = [i for i in items if isinstance(i, ClipEmbedding)]
+        if not embeddings:
+            return items
+        model = self.matcher.model or embeddings[0].model
+        size = self.matcher.dim or embeddings[0].embedding.size
+        foreign = {id(e) for e in embeddings if (e.model, e.embedding.size) != (model, size)}
+        if foreign:
+            self.invalid += len(foreign)
+            self.metrics.stage_errors.labels(stage="match").inc()
+            log.error(
+                "matcher: %d embeddings skipped: not of the gallery's model %r (%d-d)",
+                len(foreign),
+                model,
+                size,
+            )
+        return [i for i in items if id(i) not in foreign]
 
     def _deliver(self) -> bool:
         """Waits until every link so far is delivered (what makes the commit safe); False if

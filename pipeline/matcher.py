@@ -4,6 +4,8 @@
       each tracklet's embedding = mean of its (unit) clip embeddings, renormalised
       candidates = the tracklets that got a clip in this batch
       identities = global ids, each the mean of its member tracklets' embeddings
+      a tracklet is in view from its first box until its TrackletClosed (`close`) says when it
+        was last seen: until then it may still be on camera
       score(candidate, identity) = cosine(tracklet, identity without the tracklet itself)
         allowed only if >= threshold and the constraints hold:
           * two tracklets overlapping in time on one camera are never one person
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.types import ClipEmbedding, IdentityLink
+from pipeline.types import ClipEmbedding, IdentityLink, TrackletClosed
 
 __all__ = ["Matcher", "Transition"]
 
@@ -63,6 +65,7 @@ class _Tracklet:
     end_time: float
     total: np.ndarray  # (D,) sum of unit clip embeddings
     global_id: str | None = None
+    open: bool = True  # no TrackletClosed yet: it may still be in view
 
     @property
     def vector(self) -> np.ndarray:
@@ -124,6 +127,9 @@ class Matcher:
         transitions: Transit windows between cameras (each applies one way).
         id_prefix: Prefix of new global ids (default: random, so that two matcher runs never
             hand out the same id).
+        silent_tracklet_s: A tracklet counts as in view until its `TrackletClosed` comes, but
+            one that sent no clip for this long (stream time) counts as ended at its last clip
+            (its worker may have died before closing it).
     """
 
     def __init__(
@@ -136,8 +142,10 @@ class Matcher:
         overlapping_cameras: Iterable[Iterable[str]] = (),
         transitions: Iterable[Transition] = (),
         id_prefix: str | None = None,
+        silent_tracklet_s: float = 30.0,
     ) -> None:
         self.threshold, self.switch_margin = threshold, switch_margin
+        self.silent_tracklet_s = silent_tracklet_s
         self.ttl_s, self.max_identities = ttl_s, max_identities
         self._overlap = {
             frozenset((a, b)) for group in overlapping_cameras for a in group for b in group
@@ -157,6 +165,18 @@ class Matcher:
     def identities(self) -> int:
         """Global identities in the gallery."""
         return len(self._identities)
+
+    @property
+    def dim(self) -> int | None:
+        """Size of the gallery's embeddings (None before the first)."""
+        return None if self._rows is None else self._rows.sums.shape[1]
+
+    def compatible(self, embedding: ClipEmbedding) -> bool:
+        """Whether `embedding` can be compared with the gallery's (same model and size)."""
+        return self._rows is None or (embedding.model, embedding.embedding.size) == (
+            self.model,
+            self.dim,
+        )
 
     def global_id_of(self, tracklet_id: str) -> str | None:
         tracklet = self._tracklets.get(tracklet_id)
@@ -189,11 +209,16 @@ class Matcher:
             tracklet = self._tracklets.get(e.tracklet_id)
             if tracklet is None:
                 tracklet = self._tracklets[e.tracklet_id] = _Tracklet(
-                    e.tracklet_id, e.camera_id, e.track_id, e.start_time, e.end_time, vector.copy()
+                    e.tracklet_id,
+                    e.camera_id,
+                    e.track_id,
+                    e.tracklet_start,
+                    e.end_time,
+                    vector.copy(),
                 )
             else:
                 tracklet.total = tracklet.total + vector
-                tracklet.start_time = min(tracklet.start_time, e.start_time)
+                tracklet.start_time = min(tracklet.start_time, e.tracklet_start)
                 tracklet.end_time = max(tracklet.end_time, e.end_time)
             touched[e.tracklet_id] = tracklet
         for tracklet in touched.values():  # members' new vectors and spans count from now on
@@ -204,7 +229,7 @@ class Matcher:
     def _check_model(self, e: ClipEmbedding) -> None:
         if self._rows is None:
             self.model, self._rows = e.model, _Rows(e.embedding.size)
-        elif e.model != self.model or e.embedding.size != self._rows.sums.shape[1]:
+        elif not self.compatible(e):
             raise ValueError(
                 f"embedding of model {e.model!r} ({e.embedding.size}-d) from {e.camera_id}: the "
                 f"gallery holds {self.model!r} ({self._rows.sums.shape[1]}-d) embeddings, which "
@@ -268,33 +293,49 @@ class Matcher:
         rest = self._rows.sums[identity.slot] - tracklet.vector
         return float(rest @ tracklet.vector / max(float(np.linalg.norm(rest)), 1e-12))
 
+    def _span(self, tracklet: _Tracklet) -> tuple[float, float]:
+        """(first, last) capture time the tracklet may be in view: up to now while it is open."""
+        end = tracklet.end_time
+        if tracklet.open and self.now - end <= self.silent_tracklet_s:
+            end = max(end, self.now)
+        return tracklet.start_time, end
+
     def _allowed(self, tracklet: _Tracklet, global_id: str) -> bool:
         """Whether the constraints let `tracklet` be the person of `global_id`."""
-        before: _Tracklet | None = None
-        after: _Tracklet | None = None
+        start, end = self._span(tracklet)
+        before: tuple[float, _Tracklet] | None = None  # (end, sighting) just before
+        after: tuple[float, _Tracklet] | None = None  # (start, sighting) just after
         for m in self._identities[global_id].members.values():
             if m.tracklet_id == tracklet.tracklet_id:
                 continue
-            overlap = m.start_time <= tracklet.end_time and tracklet.start_time <= m.end_time
-            if overlap:
+            m_start, m_end = self._span(m)
+            if m_start <= end and start <= m_end:
                 if m.camera_id == tracklet.camera_id:
                     return False  # two people on one camera at once
                 if frozenset((m.camera_id, tracklet.camera_id)) not in self._overlap:
                     return False  # one person in two places at once
-            elif m.end_time < tracklet.start_time:
-                before = m if before is None or m.end_time > before.end_time else before
-            elif after is None or m.start_time < after.start_time:
-                after = m
-        if before is not None and not self._transit_ok(before, tracklet):
+            elif m_end < start:
+                before = max(before, (m_end, m), key=lambda x: x[0]) if before else (m_end, m)
+            else:
+                after = min(after, (m_start, m), key=lambda x: x[0]) if after else (m_start, m)
+        if before is not None and not self._transit_ok(before[1], start - before[0], tracklet):
             return False
-        return after is None or self._transit_ok(tracklet, after)
+        return after is None or self._transit_ok(tracklet, after[0] - end, after[1])
 
-    def _transit_ok(self, first: _Tracklet, second: _Tracklet) -> bool:
+    def _transit_ok(self, first: _Tracklet, gap: float, second: _Tracklet) -> bool:
+        """Whether `gap` seconds from leaving `first`'s camera to `second`'s fits its window."""
         window = self._windows.get((first.camera_id, second.camera_id))
         if window is None or first.camera_id == second.camera_id:
             return True
-        gap = second.start_time - first.end_time
         return window[0] <= gap <= window[1]
+
+    def close(self, closed: Iterable[TrackletClosed]) -> None:
+        """Tracklets that ended: from now on each counts as seen until its last box only."""
+        for event in closed:
+            tracklet = self._tracklets.get(event.tracklet_id)
+            if tracklet is not None:  # None: it never produced a clip, or it expired
+                tracklet.open = False
+                tracklet.end_time = max(tracklet.end_time, event.last_seen)
 
     # ----------------------------------------------------------------------- bookkeeping
 

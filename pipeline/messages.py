@@ -2,11 +2,13 @@
 
     IdentityLink  ──link_message──▶       Message(kind="link", key=global_id, value=JSON bytes)
     ClipEmbedding ──embedding_message──▶  Message(kind="embedding", key=camera_id, ...)
+    TrackletClosed ──closed_message──▶    Message(kind="closed", key=camera_id, ...)
     bytes ──decode──▶ dict (schema named in its "schema" field) ──link_from_dict──▶ IdentityLink
                                                                ──embedding_from_dict──▶ ...
 
 The schemas ship in the package (`pipeline/schemas/*.json`, `schema_document(name)`) and are the
-contract for consumers: `reidstream.identity_link/1` and `reidstream.tracklet_embedding/1`. A
+contract for consumers: `reidstream.identity_link/1`, and between workers and matcher
+`reidstream.tracklet_embedding/1` and `reidstream.tracklet_closed/1`. A
 version is never changed in place; an incompatible change gets a new version number beside the
 old one. Every message carries a deterministic `event_id` (see `pipeline.types`): delivery is
 at-least-once and consumers drop duplicates by it. Embeddings travel as base64 little-endian
@@ -25,13 +27,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.types import ClipEmbedding, IdentityLink
+from pipeline.types import ClipEmbedding, IdentityLink, TrackletClosed
 
 __all__ = [
+    "CLOSED_SCHEMA",
     "EMBEDDING_SCHEMA",
     "LINK_SCHEMA",
     "Message",
     "MessageError",
+    "closed_from_dict",
+    "closed_message",
     "decode",
     "embedding_from_dict",
     "embedding_message",
@@ -43,13 +48,16 @@ __all__ = [
 
 LINK_SCHEMA = "reidstream.identity_link/1"
 EMBEDDING_SCHEMA = "reidstream.tracklet_embedding/1"
+CLOSED_SCHEMA = "reidstream.tracklet_closed/1"
 #: Schema name -> file of `pipeline/schemas`.
 _SCHEMA_FILES = {
     LINK_SCHEMA: "identity_link-1.json",
     EMBEDDING_SCHEMA: "tracklet_embedding-1.json",
+    CLOSED_SCHEMA: "tracklet_closed-1.json",
 }
 
-Kind = Literal["link", "embedding"]
+#: "link" goes to the links topic; "embedding" and "closed" to the embeddings topic.
+Kind = Literal["link", "embedding", "closed"]
 
 
 class MessageError(ValueError):
@@ -61,8 +69,8 @@ class Message:
     """One encoded message on its way to a sink.
 
     Attributes:
-        kind: "link" (an identity link) or "embedding" (a worker's clip embedding); the sink
-            maps it to its topic.
+        kind: "link" (an identity link), "embedding" (a worker's clip embedding) or "closed" (a
+            worker's end of a tracklet); the sink maps it to its topic.
         key: Partition key: the global id of a link, the camera id of an embedding.
         value: The JSON document, UTF-8.
         event_id: The document's deterministic id.
@@ -121,6 +129,7 @@ def embedding_message(embedding: ClipEmbedding, *, produced_at: float | None = N
         "camera_id": embedding.camera_id,
         "track_id": embedding.track_id,
         "tracklet_id": embedding.tracklet_id,
+        "tracklet_start": embedding.tracklet_start,
         "start_frame": embedding.start_frame,
         "end_frame": embedding.end_frame,
         "start_time": embedding.start_time,
@@ -203,9 +212,45 @@ def embedding_from_dict(document: dict[str, Any]) -> ClipEmbedding:
             end_time=document["end_time"],
             embedding=vector,
             model=document["model"],
+            tracklet_start=document["tracklet_start"],
         )
     except (KeyError, TypeError, ValueError) as e:  # binascii.Error is a ValueError
         raise MessageError(f"invalid {EMBEDDING_SCHEMA} document: {e}") from e
+
+
+def closed_message(closed: TrackletClosed, *, produced_at: float | None = None) -> Message:
+    """A tracklet's end encoded for publishing, keyed by its camera id (after its embeddings)."""
+    document = {
+        "schema": CLOSED_SCHEMA,
+        "event_id": closed.event_id,
+        "camera_id": closed.camera_id,
+        "track_id": closed.track_id,
+        "tracklet_id": closed.tracklet_id,
+        "last_seen": closed.last_seen,
+        "produced_at": time.time() if produced_at is None else produced_at,
+    }
+    return Message(
+        kind="closed",
+        key=closed.camera_id,
+        value=_dumps(document),
+        event_id=closed.event_id,
+        camera_id=closed.camera_id,
+        frame_time=closed.last_seen,
+    )
+
+
+def closed_from_dict(document: dict[str, Any]) -> TrackletClosed:
+    """The `TrackletClosed` of a decoded `reidstream.tracklet_closed/1` document."""
+    _expect(document, CLOSED_SCHEMA)
+    try:
+        return TrackletClosed(
+            camera_id=document["camera_id"],
+            track_id=document["track_id"],
+            tracklet_id=document["tracklet_id"],
+            last_seen=document["last_seen"],
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise MessageError(f"invalid {CLOSED_SCHEMA} document: {e!r}") from e
 
 
 def _expect(document: dict[str, Any], schema: str) -> None:

@@ -102,7 +102,11 @@ def build_publisher(cfg: ReidstreamConfig, metrics: PipelineMetrics) -> Publishe
             )
             sink = KafkaSink(
                 cfg.kafka.client_options(),
-                {"link": cfg.kafka.links_topic, "embedding": cfg.kafka.embeddings_topic},
+                {
+                    "link": cfg.kafka.links_topic,
+                    "embedding": cfg.kafka.embeddings_topic,
+                    "closed": cfg.kafka.embeddings_topic,
+                },
                 spool,
                 metrics,
                 linger_ms=cfg.kafka.linger_ms,

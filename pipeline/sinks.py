@@ -53,7 +53,7 @@ def _count_delivered(
     links = [m for m in messages if m.kind == "link"]
     if links:
         metrics.links_published.labels(sink=sink).inc(len(links))
-    if embeddings := len(messages) - len(links):
+    if embeddings := sum(m.kind == "embedding" for m in messages):
         metrics.embeddings_published.labels(sink=sink).inc(embeddings)
     if latency:
         now = time.time()
@@ -102,7 +102,7 @@ class KafkaSink:
     Args:
         client_options: Connection settings for `kafka.KafkaProducer` (bootstrap servers,
             client id, TLS, SASL).
-        topics: Message kind ("link", "embedding") -> topic.
+        topics: Message kind ("link", "embedding", "closed") -> topic.
         spool: Where messages wait for acknowledgement.
         metrics: Counts deliveries, errors, the spool and the frame-to-link latency.
         linger_ms: Producer batching delay.

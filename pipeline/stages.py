@@ -28,11 +28,11 @@ import numpy as np
 from deploy.engines import Engine, NonFiniteEmbedding
 from detectors import CameraTrackers, Detections, Detector
 from pipeline.matcher import Matcher
-from pipeline.messages import embedding_message, link_message
+from pipeline.messages import closed_message, embedding_message, link_message
 from pipeline.metrics import PipelineMetrics
 from pipeline.queues import FrameBuffer, StageQueue
 from pipeline.tracklets import TrackletBuilder, TrackletUpdate, camera_gap
-from pipeline.types import Clip, ClipEmbedding, Frame, IdentityLink
+from pipeline.types import Clip, ClipEmbedding, Frame, IdentityLink, TrackletClosed
 
 __all__ = [
     "DetectStage",
@@ -230,26 +230,28 @@ class TrackletStage(Stage):
         super().__init__("tracklets", inbox, outbox, metrics, max_batch=max_batch)
         self.builder, self.on_update = builder, on_update
 
-    def process(self, batch: list[Tracked]) -> list[Clip]:
-        clips: list[Clip] = []
+    def process(self, batch: list[Tracked]) -> list[Clip | TrackletClosed]:
+        out: list[Clip | TrackletClosed] = []
         for frame, tracked in batch:
             update = self.builder.update(frame, tracked)
             for reason, n in update.rejected.items():
                 self.metrics.crops_rejected.labels(camera=frame.camera_id, reason=reason).inc(n)
             if self.on_update is not None:
                 self.on_update(frame, update)
-            clips += update.clips
-        return clips
+            out += [*update.clips, *update.closed]  # a tracklet's last clip before its end
+        return out
 
-    def finish(self) -> list[Clip]:
-        return self.builder.close_all().clips
+    def finish(self) -> list[Clip | TrackletClosed]:
+        update = self.builder.close_all()
+        return [*update.clips, *update.closed]
 
 
 class EmbedStage(Stage):
     """Clips of all cameras -> clip embeddings, one engine call per batch.
 
     A clip whose embedding is not finite is dropped and counted
-    (reidstream_nonfinite_embeddings_total); the other clips of its batch go on.
+    (reidstream_nonfinite_embeddings_total); the other clips of its batch go on. Tracklet ends
+    pass through in their place, so each comes after its tracklet's last embedding.
 
     Args:
         engine: The ReID engine (its `max_batch` is the batch size).
@@ -271,7 +273,19 @@ class EmbedStage(Stage):
         )
         self.engine, self.model = engine, model
 
-    def process(self, batch: list[Clip]) -> list[ClipEmbedding]:
+    def process(self, items: list[Clip | TrackletClosed]) -> list[ClipEmbedding | TrackletClosed]:
+        batch = [item for item in items if isinstance(item, Clip)]
+        embedded = iter(self._embed(batch) if batch else ())
+        out: list[ClipEmbedding | TrackletClosed] = []
+        for item in items:
+            if isinstance(item, TrackletClosed):
+                out.append(item)
+            elif (embedding := next(embedded)) is not None:
+                out.append(embedding)
+        return out
+
+    def _embed(self, batch: list[Clip]) -> list[ClipEmbedding | None]:
+        """One embedding per clip, None where it was not finite."""
         # Crops are BGR as decoded; the engines take RGB.
         pixels = np.stack([clip.crops for clip in batch])[..., ::-1]
         try:
@@ -291,9 +305,8 @@ class EmbedStage(Stage):
                 [batch[r].tracklet_id for r in bad],
             )
         return [
-            ClipEmbedding.from_clip(clip, vectors[i], model=self.model)
+            None if i in bad else ClipEmbedding.from_clip(clip, vectors[i], model=self.model)
             for i, clip in enumerate(batch)
-            if i not in bad
         ]
 
     def close(self) -> None:
@@ -321,8 +334,8 @@ class MatchStage(Stage):
         super().__init__("match", inbox, outbox, metrics, max_batch=max_batch)
         self.matcher, self.on_links = matcher, on_links
 
-    def process(self, batch: list[ClipEmbedding]) -> list[IdentityLink]:
-        links = self.matcher.update(batch)
+    def process(self, batch: list[ClipEmbedding | TrackletClosed]) -> list[IdentityLink]:
+        links = match_in_order(self.matcher, batch)
         self.metrics.gallery_identities.set(self.matcher.identities)
         if self.on_links is not None:
             self.on_links(links)
@@ -347,13 +360,29 @@ class PublishStage(Stage):
         super().__init__("publish", inbox, None, metrics, max_batch=max_batch)
         self.publish = publish
 
-    def process(self, batch: list[IdentityLink | ClipEmbedding]) -> list:
+    def process(self, batch: list[IdentityLink | ClipEmbedding | TrackletClosed]) -> list:
         now = time.time()
-        messages = [
-            link_message(item, produced_at=now)
-            if isinstance(item, IdentityLink)
-            else embedding_message(item, produced_at=now)
-            for item in batch
-        ]
-        self.publish(messages)
+        encode = {
+            IdentityLink: link_message,
+            ClipEmbedding: embedding_message,
+            TrackletClosed: closed_message,
+        }
+        self.publish([encode[type(item)](item, produced_at=now) for item in batch])
         return []
+
+
+def match_in_order(
+    matcher: Matcher, items: Sequence[ClipEmbedding | TrackletClosed]
+) -> list[IdentityLink]:
+    """Feeds embeddings and tracklet ends to the matcher in their order: runs of embeddings are
+    matched together, each end applies where it stands."""
+    links: list[IdentityLink] = []
+    run: list[ClipEmbedding] = []
+    for item in items:
+        if isinstance(item, TrackletClosed):
+            links += matcher.update(run)
+            run = []
+            matcher.close([item])
+        else:
+            run.append(item)
+    return links + matcher.update(run)

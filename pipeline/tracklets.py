@@ -30,7 +30,7 @@ import numpy as np
 
 from detectors import Detections
 from pipeline.metrics import CROP_GATES
-from pipeline.types import Clip, Frame
+from pipeline.types import Clip, Frame, TrackletClosed
 
 __all__ = ["GATES", "TrackletBuilder", "TrackletUpdate", "camera_gap"]
 
@@ -62,6 +62,7 @@ class _Tracklet:
     accepted: int = 0
     since_clip: int = 0
     clips: int = 0
+    first_seen: float = 0.0
     last_seen: float = 0.0
 
 
@@ -71,13 +72,13 @@ class TrackletUpdate:
 
     Attributes:
         clips: Clips completed by this frame (and by tracklets it closed).
-        closed: Ids of the tracklets closed.
+        closed: The tracklets closed (after their last clips in `clips`).
         boxes: (tracklet id, track id, xyxy) of every tracked box of the frame, gated or not.
         rejected: Crops not used, by gate (`GATES`).
     """
 
     clips: list[Clip] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)
+    closed: list[TrackletClosed] = field(default_factory=list)
     boxes: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -147,7 +148,7 @@ class TrackletBuilder:
         for row, track_id in enumerate(tracked.tracker_id.tolist()):
             tracklet = open_.get(track_id)
             if tracklet is None:
-                tracklet = open_[track_id] = self._new(camera, track_id)
+                tracklet = open_[track_id] = self._new(camera, track_id, now)
             tracklet.last_seen = now
             box = tracked.xyxy[row]
             out.boxes.append((tracklet.tracklet_id, track_id, box))
@@ -179,9 +180,10 @@ class TrackletBuilder:
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _new(self, camera: str, track_id: int) -> _Tracklet:
+    def _new(self, camera: str, track_id: int, now: float) -> _Tracklet:
         tracklet_id = f"{camera}.{self.id_prefix}.{next(self._sequence)}"
-        return _Tracklet(tracklet_id, camera, track_id, deque(maxlen=self.clip_len))
+        buffer: deque[_Crop] = deque(maxlen=self.clip_len)
+        return _Tracklet(tracklet_id, camera, track_id, buffer, first_seen=now, last_seen=now)
 
     def _gate(
         self, tracked: Detections, size: tuple[int, int], rejected: collections.Counter[str]
@@ -233,10 +235,15 @@ class TrackletBuilder:
             timestamps=np.array([c.timestamp for c in crops], np.float64),
             boxes=np.stack([c.box for c in crops]).astype(np.float32),
             crops=np.stack([c.pixels for c in crops]),
+            tracklet_start=tracklet.first_seen,
         )
 
     def _close(self, tracklet: _Tracklet, out: TrackletUpdate) -> None:
-        out.closed.append(tracklet.tracklet_id)
+        out.closed.append(
+            TrackletClosed(
+                tracklet.camera_id, tracklet.track_id, tracklet.tracklet_id, tracklet.last_seen
+            )
+        )
         if tracklet.clips == 0 and tracklet.accepted >= self.min_frames:
             # Shorter than one clip (so all its crops are buffered): in order, repeated to T.
             crops = list(tracklet.buffer)

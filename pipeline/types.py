@@ -1,10 +1,10 @@
 """The messages passed between the pipeline's stages, as validated frozen dataclasses.
 
-    CameraSource -Frame-> DetectStage -Detections-> TrackletBuilder -Clip-> EmbedStage
-      -ClipEmbedding-> Matcher -IdentityLink-> Publisher
+    CameraSource -Frame-> DetectStage -Detections-> TrackletBuilder -Clip, TrackletClosed->
+      EmbedStage -ClipEmbedding, TrackletClosed-> Matcher -IdentityLink-> Publisher
 
 `Detections` belongs to `detectors` (detectors and trackers produce it without knowing the
-pipeline); the other four are the pipeline's own. Images are BGR, in OpenCV's channel order, as
+pipeline); the others are the pipeline's own. Images are BGR, in OpenCV's channel order, as
 decoded; the ReID engines convert to the model's order. Array fields are stored as read-only views,
 so a stage cannot edit what another stage still holds. Each check names the field, what was
 expected and what was given.
@@ -28,6 +28,7 @@ __all__ = [
     "ClipEmbedding",
     "Frame",
     "IdentityLink",
+    "TrackletClosed",
 ]
 
 #: Camera ids appear in Kafka keys, metric labels and file names, so they are kept to a safe set.
@@ -135,6 +136,8 @@ class Clip:
         timestamps: (T,) float64 capture times in seconds, non-decreasing.
         boxes: (T, 4) float32 xyxy boxes of the crops in frame pixels.
         crops: (T, H, W, 3) uint8 BGR crops, resized to one size.
+        tracklet_start: Capture time of the tracklet's first tracked box (which may precede
+            its first crop); None: the clip's first timestamp.
     """
 
     camera_id: str
@@ -144,6 +147,7 @@ class Clip:
     timestamps: np.ndarray
     boxes: np.ndarray
     crops: np.ndarray
+    tracklet_start: float | None = None
 
     def __post_init__(self) -> None:
         crops = check_array("Clip.crops", self.crops, shape=(None, None, None, 3), dtype=np.uint8)
@@ -166,6 +170,13 @@ class Clip:
             raise ValueError(
                 f"Clip.timestamps: expected non-decreasing times, got {timestamps.tolist()}"
             )
+        start = timestamps[0] if self.tracklet_start is None else self.tracklet_start
+        start = _finite("Clip.tracklet_start", start)
+        if start > timestamps[0]:
+            raise ValueError(
+                f"Clip.tracklet_start: expected at most the first timestamp {timestamps[0]}, "
+                f"got {start}"
+            )
         _set(
             self,
             camera_id=_camera_id("Clip", self.camera_id),
@@ -175,6 +186,7 @@ class Clip:
             timestamps=timestamps,
             boxes=boxes,
             crops=crops,
+            tracklet_start=start,
         )
 
     def __len__(self) -> int:
@@ -204,6 +216,7 @@ class ClipEmbedding:
         embedding: (D,) float32 finite, non-zero vector.
         model: Name of the model that produced it; embeddings of different models are never
             compared.
+        tracklet_start: Capture time of the tracklet's first tracked box; None: `start_time`.
     """
 
     camera_id: str
@@ -215,6 +228,7 @@ class ClipEmbedding:
     end_time: float
     embedding: np.ndarray
     model: str
+    tracklet_start: float | None = None
 
     def __post_init__(self) -> None:
         embedding = check_array(
@@ -236,7 +250,16 @@ class ClipEmbedding:
             end_time=_finite("ClipEmbedding.end_time", self.end_time),
             embedding=embedding,
             model=_text("ClipEmbedding.model", self.model),
+            tracklet_start=_finite(
+                "ClipEmbedding.tracklet_start",
+                self.start_time if self.tracklet_start is None else self.tracklet_start,
+            ),
         )
+        if self.tracklet_start > self.start_time:
+            raise ValueError(
+                f"ClipEmbedding.tracklet_start: expected at most start_time {self.start_time}, "
+                f"got {self.tracklet_start}"
+            )
         if self.end_frame < self.start_frame or self.end_time < self.start_time:
             raise ValueError(
                 f"ClipEmbedding: expected start <= end, got frames {self.start_frame}..."
@@ -262,7 +285,42 @@ class ClipEmbedding:
             end_time=clip.end_time,
             embedding=embedding,
             model=model,
+            tracklet_start=clip.tracklet_start,
         )
+
+
+@dataclass(frozen=True)
+class TrackletClosed:
+    """The end of a tracklet: its track was lost, its camera went silent, or the stream ended.
+
+    Until it comes, the matcher treats the tracklet as still in view (one person cannot be
+    elsewhere meanwhile); after it, as seen from its first to its last box.
+
+    Attributes:
+        camera_id: Camera of the tracklet.
+        track_id: Single-camera track id.
+        tracklet_id: The tracklet that ended.
+        last_seen: Capture time of its last tracked box.
+    """
+
+    camera_id: str
+    track_id: int
+    tracklet_id: str
+    last_seen: float
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            camera_id=_camera_id("TrackletClosed", self.camera_id),
+            track_id=_integer("TrackletClosed.track_id", self.track_id),
+            tracklet_id=_text("TrackletClosed.tracklet_id", self.tracklet_id),
+            last_seen=_finite("TrackletClosed.last_seen", self.last_seen),
+        )
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic id of this event (the tracklet ends once)."""
+        return str(uuid.uuid5(_EMBEDDING_NAMESPACE, f"{self.tracklet_id}\x1fclosed"))
 
 
 @dataclass(frozen=True)

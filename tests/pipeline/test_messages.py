@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from pipeline.messages import (
+    CLOSED_SCHEMA,
     EMBEDDING_SCHEMA,
     LINK_SCHEMA,
     MessageError,
+    closed_from_dict,
+    closed_message,
     decode,
     embedding_from_dict,
     embedding_message,
@@ -19,7 +22,7 @@ from pipeline.messages import (
     schema_document,
     validate,
 )
-from pipeline.types import ClipEmbedding, IdentityLink
+from pipeline.types import ClipEmbedding, IdentityLink, TrackletClosed
 
 LINK = IdentityLink("ab12-7", "cam-2", 4, "cam-2.x.9", 1_700_000_000.5, 1_700_000_003.25, 0.81)
 NEW = IdentityLink("ab12-8", "cam-1", 1, "cam-1.x.1", 1_700_000_000.0, 1_700_000_001.0)
@@ -116,8 +119,35 @@ def test_bad_bodies_are_message_errors():
 
 
 def test_schemas_ship_in_the_package_and_name_themselves():
-    for name in (LINK_SCHEMA, EMBEDDING_SCHEMA):
+    for name in (LINK_SCHEMA, EMBEDDING_SCHEMA, CLOSED_SCHEMA):
         schema = schema_document(name)
         assert schema["title"] == name
         assert schema["properties"]["schema"] == {"const": name}
         assert set(schema["required"]) == set(schema["properties"])
+
+
+def test_tracklet_closed_message_round_trips_keyed_by_camera():
+    closed = TrackletClosed("cam-3", 2, "cam-3.x.4", 1_700_000_009.5)
+    message = closed_message(closed, produced_at=1.0)
+    assert (message.kind, message.key, message.event_id) == ("closed", "cam-3", closed.event_id)
+    document = decode(message.value)
+    validate(document)
+    assert document["schema"] == CLOSED_SCHEMA
+    assert closed_from_dict(document) == closed
+    assert closed.event_id == TrackletClosed("cam-3", 2, "cam-3.x.4", 5.0).event_id  # once
+
+
+def test_an_embedding_carries_where_its_tracklet_started():
+    source = embedding()
+    early = ClipEmbedding(**{**_fields(source), "tracklet_start": 1_700_000_000.2})
+    back = embedding_from_dict(decode(embedding_message(early).value))
+    assert back.tracklet_start == 1_700_000_000.2
+    assert embedding().tracklet_start == embedding().start_time  # none given: the clip's start
+    with pytest.raises(ValueError, match="tracklet_start"):
+        ClipEmbedding(**{**_fields(source), "tracklet_start": source.start_time + 1})
+
+
+def _fields(e: ClipEmbedding) -> dict:
+    names = ("camera_id", "track_id", "tracklet_id", "start_frame", "end_frame", "start_time",
+             "end_time", "embedding", "model")  # fmt: skip
+    return {n: getattr(e, n) for n in names}

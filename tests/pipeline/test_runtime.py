@@ -13,7 +13,15 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from pipeline.config import load_config
-from pipeline.messages import decode, embedding_from_dict, link_from_dict, validate
+from pipeline.messages import (
+    CLOSED_SCHEMA,
+    EMBEDDING_SCHEMA,
+    closed_from_dict,
+    decode,
+    embedding_from_dict,
+    link_from_dict,
+    validate,
+)
 from pipeline.metrics import PipelineMetrics
 from pipeline.runtime import Job
 from pipeline.settings import ReidstreamConfig
@@ -87,8 +95,19 @@ def test_worker_publishes_clip_embeddings_keyed_by_camera(tmp_path, tiny_engine_
     cfg = config(tmp_path, "synthetic.only_cameras=[cam2]")
     summary, _ = run_job(cfg, tiny_engine_factory(), role="worker")
     assert list(summary.cameras) == ["cam2"] and summary.identities is None
-    embeddings = [embedding_from_dict(d) for d in jsonl(tmp_path / "links.jsonl")]
-    assert len(embeddings) == summary.stages["embed"] > 0
+    documents = jsonl(tmp_path / "links.jsonl")
+    embeddings = [embedding_from_dict(d) for d in documents if d["schema"] == EMBEDDING_SCHEMA]
+    closed = [closed_from_dict(d) for d in documents if d["schema"] == CLOSED_SCHEMA]
+    assert len(embeddings) + len(closed) == len(documents)
+    assert len(embeddings) == summary.stages["embed"] - len(closed) > 0
+    # Every tracklet ends once, after its last embedding.
+    position = {d["event_id"]: i for i, d in enumerate(documents)}
+    assert len({c.tracklet_id for c in closed}) == len(closed)
+    for c in closed:
+        mine = [position[e.event_id] for e in embeddings if e.tracklet_id == c.tracklet_id]
+        assert all(p < position[c.event_id] for p in mine)
+        assert all(e.end_time <= c.last_seen for e in embeddings if e.tracklet_id == c.tracklet_id)
+    assert {e.tracklet_id for e in embeddings} <= {c.tracklet_id for c in closed}
     assert {e.camera_id for e in embeddings} == {"cam2"}
     assert all(e.embedding.shape == (64,) and e.model == "tiny-c2d" for e in embeddings)
     spans = [e.end_frame - e.start_frame for e in embeddings]
@@ -180,6 +199,7 @@ def test_nan_embeddings_are_dropped_and_counted(tmp_path, tiny_engine_factory):
     nan = metrics.registry.get_sample_value(
         "reidstream_nonfinite_embeddings_total", {"camera": "cam1"}
     )
-    clips = summary.stages["embed"]
-    written = len(jsonl(tmp_path / "links.jsonl"))
+    documents = jsonl(tmp_path / "links.jsonl")
+    written = sum(d["schema"] == EMBEDDING_SCHEMA for d in documents)
+    clips = summary.stages["embed"] - (len(documents) - written)  # items in: clips and ends
     assert nan >= 1 and written == clips - nan

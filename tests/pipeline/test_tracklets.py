@@ -92,7 +92,9 @@ def test_lost_track_closes_with_a_last_clip_and_comes_back_as_a_new_tracklet():
         update = b.update(frame(i), tracked())
         clips += update.clips
         if update.closed:
-            assert update.closed == [first] and i == 17
+            (closed,) = update.closed
+            assert (closed.tracklet_id, closed.track_id, i) == (first, 3, 17)
+            assert closed.last_seen == pytest.approx(1000.6)  # frame 6
     assert [c.frame_indices.tolist() for c in clips] == [[0, 1, 2, 3], [3, 4, 5, 6]]
     update = b.update(frame(18), tracked((3, GOOD, 0.9)))
     assert update.boxes[0][0] != first  # a new tracklet for the returning track id
@@ -118,7 +120,8 @@ def test_a_silent_camera_closes_its_tracklets_other_cameras_keep_theirs():
            for cam in ("cam1", "cam2")}  # fmt: skip
     assert ids["cam1"] != ids["cam2"]  # one track id on two cameras: two tracklets
     gap = b.update(frame(40, "cam1"), tracked((1, GOOD, 0.9)))  # 3.9 s later: a reconnect
-    assert gap.closed == [ids["cam1"]] and gap.boxes[0][0] != ids["cam1"]
+    assert [c.tracklet_id for c in gap.closed] == [ids["cam1"]]
+    assert gap.boxes[0][0] != ids["cam1"]
     assert b.update(frame(2, "cam2"), tracked((1, GOOD, 0.9))).boxes[0][0] == ids["cam2"]
 
 
@@ -141,3 +144,16 @@ def test_tracklet_ids_are_unique_across_builders():
     ub = b.update(frame(0), tracked((1, GOOD, 0.9)))
     assert ua.boxes[0][0] != ub.boxes[0][0]
     assert ua.boxes[0][0].startswith("cam1.")
+
+
+def test_clips_carry_when_their_tracklet_was_first_seen():
+    b = builder()
+    small = (40.0, 20.0, 70.0, 40.0)
+    for i in range(3):  # far away at first: tracked, too small to crop
+        b.update(frame(i), tracked((5, small, 0.9)))
+    clips = []
+    for i in range(3, 7):
+        clips += b.update(frame(i), tracked((5, GOOD, 0.9))).clips
+    (clip,) = clips
+    assert clip.frame_indices.tolist() == [3, 4, 5, 6]
+    assert clip.tracklet_start == pytest.approx(1000.0) and clip.start_time == pytest.approx(1000.3)
