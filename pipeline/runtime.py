@@ -195,8 +195,6 @@ class Job:
         metrics = metrics or METRICS
         stop = threading.Event()
         device = resolve_device(cfg.device)
-        engine = engine or _engine(cfg, device)
-        clip_len, stride, min_frames = _clip_geometry(cfg, engine)
         depth = metrics.queue_depth
         capacity = metrics.queue_capacity
 
@@ -204,12 +202,15 @@ class Job:
             capacity.labels(stage=stage).set(size)
             return StageQueue(stage, size, on_depth=depth.labels(stage=stage).set)
 
+        # The cheap checks first (the scene, the cameras), then the models.
         buffer = FrameBuffer(cfg.sources.buffer_frames, on_depth=depth.labels(stage="detect").set)
         sources = _sources(cfg, buffer, metrics, stop)
+        engine = engine or _engine(cfg, device)
+        clip_len, stride, min_frames = _clip_geometry(cfg, engine)
+        detector = _detector(cfg, device)
         for source in sources:
             source.register()
         capacity.labels(stage="detect").set(cfg.sources.buffer_frames * len(_camera_ids(cfg)))
-        detector = _detector(cfg, device)
         trackers = CameraTrackers(
             functools.partial(
                 create_tracker, cfg.tracker.name, **cfg.tracker.options(device=device)
@@ -344,9 +345,12 @@ class Job:
         deadline = time.monotonic() + cfg.run.shutdown_timeout_s
         self.stages[-1].join(max(deadline - time.monotonic(), 0.0))
         if self.stages[-1].alive:
-            log.warning(
-                "the stages did not drain within %.0f s; exiting with items in flight",
+            waiting = {s.name: len(s.inbox) for s in self.stages if len(s.inbox)}
+            log.error(
+                "the stages did not drain within %.0f s (run.shutdown_timeout_s); exiting with "
+                "these items still waiting, which are lost: %s",
                 cfg.run.shutdown_timeout_s,
+                waiting,
             )
         self.publisher.close(max(deadline - time.monotonic(), 1.0))
         self._finished = True
@@ -467,9 +471,13 @@ def _sources(
     cfg: ReidstreamConfig, buffer: FrameBuffer, metrics: PipelineMetrics, stop: threading.Event
 ) -> list[Source]:
     if not cfg.cameras:
-        return [
-            SyntheticSceneSource(cfg.synthetic, cfg.synthetic_camera_ids, buffer, metrics, stop)
-        ]
+        try:
+            scene = SyntheticSceneSource(
+                cfg.synthetic, cfg.synthetic_camera_ids, buffer, metrics, stop
+            )
+        except ValueError as e:  # the scene's own checks (e.g. too short for its walkers)
+            raise ConfigError(f"synthetic: {e}") from e
+        return [scene]
     return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.cameras]
 
 
