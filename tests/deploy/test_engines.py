@@ -460,10 +460,12 @@ def test_torch_engine_refuses_what_it_cannot_run(c2d, case_free_onnx):
 
 def test_reid_settings_defaults_load_and_build_their_engine(case_free_onnx):
     cfg = load_config(ReidstreamConfig, environ={}).reid
-    assert (cfg.engine, cfg.model, cfg.precision, cfg.max_batch) == ("auto", "ap3d_r50", "fp32", 32)
+    assert (cfg.engine, cfg.model, cfg.precision, cfg.max_batch) == ("auto", None, "fp32", 32)
     assert cfg.tensorrt.min_batch <= cfg.tensorrt.opt_batch
+    # Nothing configured: the bundled demo model, rebuilt from its checkpoint's model spec.
     default = create_engine(cfg.engine, **cfg.options(device="cpu"))
-    assert (default.name, default.device, default.embedding_dim) == ("torch", "cpu", 2048)
+    assert (default.name, default.device, default.embedding_dim) == ("torch", "cpu", 128)
+    assert default.cfg.input_size == (3, 64, 32)
     for name in ("torch", "onnxruntime", "external-onnx"):
         chosen = load_config(ReidstreamConfig, environ={}, overrides=[f"reid.engine={name}"])
         create = inspect.signature(engine_class(name).create).parameters
