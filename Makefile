@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip install --progress-bar off
 .PHONY: demo test lint clean
 
 demo: $(VENV)/.installed
-	$(BIN)/reidstream doctor
+	$(BIN)/reidstream demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -26,11 +26,11 @@ $(BIN)/python:
 	$(PIP) --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,demo]'
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -7,6 +7,7 @@ from pipeline.commands import (
     compile_cmd,
     config_cmd,
     consume_cmd,
+    demo_cmd,
     doctor,
     eval_cmd,
     export_cmd,
@@ -18,6 +19,7 @@ from pipeline.commands import (
 
 #: In the order `reidstream --help` lists them.
 COMMANDS = (
+    demo_cmd,
     run_cmd,
     consume_cmd,
     config_cmd,
