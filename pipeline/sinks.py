@@ -254,9 +254,10 @@ class KafkaSink:
         _count_delivered(self.metrics, self.name, messages, latency=True)
         if self.on_delivered is not None:
             self.on_delivered(messages)
-        if not self.connected:
+        if self.last_error is not None and not self.connected:
             log.info(
-                "kafka sink: broker reachable again; %d messages delivered, %d spooled",
+                "kafka sink: the broker is reachable again; %d messages delivered, %d still "
+                "spooled",
                 len(messages),
                 len(self.spool),
             )

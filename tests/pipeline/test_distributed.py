@@ -92,6 +92,10 @@ metrics: {{address: "127.0.0.1:0"}}
     assert set().union(*cameras_of.values()) == {"cam1", "cam2", "cam3"}
     across = [g for g, cams in cameras_of.items() if "cam3" in cams and cams & {"cam1", "cam2"}]
     assert across, dict(cameras_of)
+    print(
+        f"{len(documents)} links, {len(latest)} tracklets, {len(cameras_of)} global ids, "
+        f"{len(across)} seen by both workers"
+    )
 
     # Every embedding offset the matcher read is committed: for each partition, one past its
     # last record. (Read back rather than asked with end_offsets: Tansu reports the base offset
@@ -100,8 +104,10 @@ metrics: {{address: "127.0.0.1:0"}}
         bootstrap_servers=kafka_broker.bootstrap_servers, group_id=f"matcher-{run_id}"
     )
     try:
-        partitions = [TopicPartition(embeddings_topic, p)
-                      for p in consumer.partitions_for_topic(embeddings_topic)]  # fmt: skip
+        partitions = [
+            TopicPartition(embeddings_topic, p)
+            for p in consumer.partitions_for_topic(embeddings_topic)
+        ]
         committed = {tp: consumer.committed(tp) or 0 for tp in partitions}
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
