@@ -317,9 +317,7 @@ class Job:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
         start = time.monotonic()
-        for sink in self.publisher.sinks:
-            if isinstance(sink, KafkaSink):
-                sink.start()
+        self.publisher.start()
         for stage in reversed(self.stages):
             stage.start()
         if cfg.metrics.address:

@@ -300,6 +300,12 @@ class Publisher:
             raise ValueError("Publisher: expected at least one sink")
         self.sinks = list(sinks)
 
+    def start(self) -> None:
+        """Starts the sinks that deliver from a thread of their own (Kafka's sender)."""
+        for sink in self.sinks:
+            if isinstance(sink, KafkaSink):
+                sink.start()
+
     def publish(self, messages: Sequence[Message]) -> None:
         for sink in self.sinks:
             sink.publish(messages)

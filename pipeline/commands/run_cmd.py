@@ -26,7 +26,10 @@ from typing import Any
 from deploy.engines import EngineError
 from detectors import DetectorError
 from pipeline.commands.common import add_config_arguments, load_from_args, setup_logging
-from pipeline.runtime import Job, RunSummary
+from pipeline.distributed import MatcherService
+from pipeline.metrics import METRICS
+from pipeline.runtime import Job, RunSummary, build_matcher, build_publisher
+from pipeline.server import MetricsServer
 
 __all__ = ["add_parser", "handle_signals", "print_summary"]
 
@@ -91,18 +94,10 @@ def add_matcher_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_matcher(args: argparse.Namespace) -> int:
-    from pipeline.distributed import MatcherService
-    from pipeline.metrics import METRICS
-    from pipeline.runtime import build_matcher, build_publisher
-    from pipeline.server import MetricsServer
-    from pipeline.sinks import KafkaSink
-
     cfg = load_from_args(args)
     setup_logging(cfg.log_level)
     publisher = build_publisher(cfg, METRICS)
-    for sink in publisher.sinks:
-        if isinstance(sink, KafkaSink):
-            sink.start()
+    publisher.start()
     service = MatcherService(
         cfg.kafka.client_options(),
         cfg.kafka.embeddings_topic,
