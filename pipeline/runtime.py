@@ -48,7 +48,14 @@ from pipeline.stages import (
 )
 from pipeline.tracklets import TrackletBuilder
 
-__all__ = ["Job", "RunSummary", "build_matcher", "build_publisher", "resolve_device"]
+__all__ = [
+    "Job",
+    "RunSummary",
+    "build_matcher",
+    "build_publisher",
+    "resolve_device",
+    "serve_metrics",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,21 @@ def build_matcher(cfg: ReidstreamConfig) -> Matcher:
         overlapping_cameras=m.overlapping_cameras,
         transitions=transitions,
     )
+
+
+def serve_metrics(address: str, metrics: PipelineMetrics, health: Callable) -> MetricsServer:
+    """The /metrics and /healthz endpoint, bound (not yet serving).
+
+    Raises:
+        ConfigError: Nothing can listen on `address` (in use, or not an address of this host).
+    """
+    try:
+        return MetricsServer(address, metrics.registry, health)
+    except OSError as e:
+        raise ConfigError(
+            f"metrics.address = {address!r}: cannot listen there ({e.strerror or e}); give "
+            f"another host:port, port 0 for any free one, or an empty value for no server"
+        ) from e
 
 
 def build_publisher(cfg: ReidstreamConfig, metrics: PipelineMetrics) -> Publisher:
@@ -287,7 +309,7 @@ class Job:
                 "role": role,
             }
         )
-        return cls(
+        job = cls(
             cfg=cfg,
             role=role,
             metrics=metrics,
@@ -300,6 +322,9 @@ class Job:
             clip_geometry=(clip_len, stride),
             model=label,
         )
+        if cfg.metrics.address:
+            job.server = serve_metrics(cfg.metrics.address, metrics, job.health)
+        return job
 
     # ------------------------------------------------------------------------------- running
 
@@ -320,8 +345,7 @@ class Job:
         self.publisher.start()
         for stage in reversed(self.stages):
             stage.start()
-        if cfg.metrics.address:
-            self.server = MetricsServer(cfg.metrics.address, self.metrics.registry, self.health)
+        if self.server is not None:
             self.server.start()
         for source in self.sources:
             source.start()

@@ -28,8 +28,7 @@ from detectors import DetectorError
 from pipeline.commands.common import add_config_arguments, load_from_args, setup_logging
 from pipeline.distributed import MatcherService
 from pipeline.metrics import METRICS
-from pipeline.runtime import Job, RunSummary, build_matcher, build_publisher
-from pipeline.server import MetricsServer
+from pipeline.runtime import Job, RunSummary, build_matcher, build_publisher, serve_metrics
 
 __all__ = ["add_parser", "handle_signals", "print_summary"]
 
@@ -109,7 +108,7 @@ def run_matcher(args: argparse.Namespace) -> int:
     )
     server = None
     if cfg.metrics.address:
-        server = MetricsServer(cfg.metrics.address, METRICS.registry, service.health)
+        server = serve_metrics(cfg.metrics.address, METRICS, service.health)
         server.start()
     try:
         with handle_signals(service.request_stop):

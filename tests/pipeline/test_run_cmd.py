@@ -108,3 +108,15 @@ def test_consume_prints_and_writes_the_links_once(kafka_broker, tmp_path, capsys
         d["event_id"] for d in documents
     ]
     assert "4 links (1 duplicates dropped, 0 invalid); 4 tracklets, 4 global ids" in printed.err
+
+
+def test_a_metrics_address_in_use_is_a_configuration_error(capsys, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["run", f"metrics.address=127.0.0.1:{port}", f"run.out_dir={tmp_path}"])
+    assert code == 2
+    assert f"metrics.address = '127.0.0.1:{port}': cannot listen there" in capsys.readouterr().err
