@@ -15,6 +15,10 @@ scalars or flow collections, except where the field is a string; list fields als
 comma-separated text. Every error names the key, the bad value, where it came from and what is
 allowed; all errors of one load are reported together.
 
+A field typed `tuple[Section, ...]` (the cameras) is a list of sections: each item is a mapping
+loaded like a small document of its own, and its errors are prefixed with its position. A leaf
+declared ``setting(secret=True)`` (a password) is written as `REDACTED` by `dump_config`.
+
 Written here rather than taken from OmegaConf or pydantic-settings: neither is among the project's
 dependencies, and what is needed (Literal choices, numeric bounds, per-layer provenance in the
 messages, a YAML dump) is a few hundred lines on top of `dataclasses`, `typing` and PyYAML.
