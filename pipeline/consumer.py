@@ -24,7 +24,7 @@ from typing import Any
 from pipeline.messages import MessageError, decode, link_from_dict, validate
 from pipeline.types import IdentityLink
 
-__all__ = ["LinkConsumer", "Received", "Seen"]
+__all__ = ["LinkConsumer", "Received", "Seen", "manual_commit_options"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,19 @@ class Seen:
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
         return True
+
+
+def manual_commit_options(group_id: str | None, max_poll_interval_ms: int) -> dict[str, Any]:
+    """`KafkaConsumer` options of reidstream's consumers: offsets committed by the code, after
+    the records are handled, and group timeouts that follow the rebalance timeout (kept low
+    against Tansu, see `pipeline.broker`)."""
+    return {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "max_poll_interval_ms": max_poll_interval_ms,
+        "session_timeout_ms": max(6_000, max_poll_interval_ms // 5),
+        "heartbeat_interval_ms": 500,
+    }
 
 
 class LinkConsumer:
@@ -88,12 +101,8 @@ class LinkConsumer:
         self.duplicates = self.invalid = 0
         self._consumer = KafkaConsumer(
             **client_options,
-            group_id=group_id,
+            **manual_commit_options(group_id, max_poll_interval_ms),
             auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=False,
-            max_poll_interval_ms=max_poll_interval_ms,
-            session_timeout_ms=max(6_000, max_poll_interval_ms // 5),
-            heartbeat_interval_ms=500,
         )
         if group_id is not None:
             self._consumer.subscribe([topic])

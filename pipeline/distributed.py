@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from pipeline.consumer import Seen
+from pipeline.consumer import Seen, manual_commit_options
 from pipeline.matcher import Matcher
 from pipeline.messages import (
     CLOSED_SCHEMA,
@@ -82,12 +82,8 @@ class MatcherService:
         self.delivery_timeout_s = delivery_timeout_s
         self._consumer = KafkaConsumer(
             **client_options,
-            group_id=group_id,
+            **manual_commit_options(group_id, max_poll_interval_ms),
             auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_poll_interval_ms=max_poll_interval_ms,
-            session_timeout_ms=max(6_000, max_poll_interval_ms // 5),
-            heartbeat_interval_ms=500,
         )
         self._consumer.subscribe([topic])
         self._stop = threading.Event()
