@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from pipeline.types import Frame
@@ -83,6 +83,25 @@ class StageQueue(Generic[T]):
             self._on_depth(len(self._items))
             self._cond.notify_all()
             return True
+
+    def put_many(self, items: Sequence[T]) -> None:
+        """Appends `items` in order, as many at a time as there is room for, waiting while the
+        queue is full: one lock round and one wake-up per run of room, not per item.
+
+        Raises:
+            QueueClosed: The queue is closed.
+        """
+        start = 0
+        while start < len(items):
+            with self._cond:
+                self._cond.wait_for(lambda: len(self._items) < self.capacity or self._closed)
+                if self._closed:
+                    raise QueueClosed(f"queue {self.name!r} is closed")
+                room = self.capacity - len(self._items)
+                self._items.extend(items[start : start + room])
+                start += room
+                self._on_depth(len(self._items))
+                self._cond.notify_all()
 
     def close(self) -> None:
         """Ends the stream: readers get the items left, then None."""

@@ -51,8 +51,13 @@ from pipeline.tracklets import TrackletBuilder
 __all__ = [
     "Job",
     "RunSummary",
+    "build_detector",
+    "build_engine",
     "build_matcher",
     "build_publisher",
+    "build_sources",
+    "camera_ids",
+    "clip_geometry",
     "resolve_device",
     "serve_metrics",
 ]
@@ -200,6 +205,7 @@ class Job:
         role: Role = "all",
         metrics: PipelineMetrics | None = None,
         engine: Engine | None = None,
+        detector: Detector | None = None,
         model_name: str | None = None,
     ) -> Job:
         """Builds every part of the job from `cfg` (loads the models; starts nothing).
@@ -209,6 +215,7 @@ class Job:
             role: "all" (links out) or "worker" (clip embeddings out, for `reidstream matcher`).
             metrics: Where to count (default: the process's `METRICS`, served on /metrics).
             engine: A ReID engine to use instead of building the configured one.
+            detector: A detector to use instead of building the configured one.
             model_name: The name its embeddings carry (default: from the configuration).
 
         Raises:
@@ -226,13 +233,13 @@ class Job:
 
         # The cheap checks first (the scene, the cameras), then the models.
         buffer = FrameBuffer(cfg.sources.buffer_frames, on_depth=depth.labels(stage="detect").set)
-        sources = _sources(cfg, buffer, metrics, stop)
-        engine = engine or _engine(cfg, device)
-        clip_len, stride, min_frames = _clip_geometry(cfg, engine)
-        detector = _detector(cfg, device)
+        sources = build_sources(cfg, buffer, metrics, stop)
+        engine = engine or build_engine(cfg, device)
+        clip_len, stride, min_frames = clip_geometry(cfg, engine)
+        detector = detector or build_detector(cfg, device)
         for source in sources:
             source.register()
-        capacity.labels(stage="detect").set(cfg.sources.buffer_frames * len(_camera_ids(cfg)))
+        capacity.labels(stage="detect").set(cfg.sources.buffer_frames * len(camera_ids(cfg)))
         trackers = CameraTrackers(
             functools.partial(
                 create_tracker, cfg.tracker.name, **cfg.tracker.options(device=device)
@@ -353,7 +360,7 @@ class Job:
         log.info(
             "%s job running: %d cameras, model %s, clips of %d frames every %d",
             self.role,
-            len(_camera_ids(cfg)),
+            len(camera_ids(cfg)),
             self.model,
             self.clip_len,
             self.stride,
@@ -455,7 +462,7 @@ class Job:
         recorder = self.recorder
         assert recorder is not None
         summary.outputs["tracks"] = str(recorder.write_tracks(out_dir / "tracks.csv"))
-        mosaic = recorder.write_mosaic(out_dir / "mosaic.png", _camera_ids(self.cfg))
+        mosaic = recorder.write_mosaic(out_dir / "mosaic.png", camera_ids(self.cfg))
         if mosaic is not None:
             summary.outputs["mosaic"] = str(mosaic)
         truth = self.ground_truth()
@@ -485,11 +492,11 @@ def _version() -> str:
     return version("reidstream")
 
 
-def _camera_ids(cfg: ReidstreamConfig) -> tuple[str, ...]:
+def camera_ids(cfg: ReidstreamConfig) -> tuple[str, ...]:
     return tuple(c.id for c in cfg.cameras) if cfg.cameras else cfg.synthetic_camera_ids
 
 
-def _sources(
+def build_sources(
     cfg: ReidstreamConfig, buffer: FrameBuffer, metrics: PipelineMetrics, stop: threading.Event
 ) -> list[Source]:
     if not cfg.cameras:
@@ -503,7 +510,7 @@ def _sources(
     return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.cameras]
 
 
-def _detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
+def build_detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
     """The configured detector, or None where every frame brings its own detections."""
     if not cfg.cameras and cfg.synthetic.detections == "truth":
         return None
@@ -512,7 +519,7 @@ def _detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
     return create_detector(cfg.detector.name, **cfg.detector.options(device=device))
 
 
-def _engine(cfg: ReidstreamConfig, device: str) -> Engine:
+def build_engine(cfg: ReidstreamConfig, device: str) -> Engine:
     if problems := cfg.reid.missing():
         raise ConfigError("\n".join(problems))
     if cfg.reid.uses_bundled_model:
@@ -525,7 +532,7 @@ def _engine(cfg: ReidstreamConfig, device: str) -> Engine:
     return create_engine(cfg.reid.engine, **cfg.reid.options(device=device))
 
 
-def _clip_geometry(cfg: ReidstreamConfig, engine: Engine) -> tuple[int, int, int]:
+def clip_geometry(cfg: ReidstreamConfig, engine: Engine) -> tuple[int, int, int]:
     """(clip_len, stride, min_frames): configured, else the model's test protocol."""
     t = cfg.tracklets
     clip_len = t.clip_len or engine.clip_len or engine.cfg.test_clip_len

@@ -75,6 +75,9 @@ class Stage:
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self._thread = threading.Thread(target=self._main, name=f"stage-{name}", daemon=True)
         self.items = 0  # items processed
+        #: Called after each batch with (stage, start, seconds, batch, results): a profiler's
+        #: hook (`pipeline.profiling`); None in a normal run.
+        self.observer: Callable[[str, float, float, list, Sequence], None] | None = None
 
     def process(self, batch: list[Any]) -> Sequence[Any]:
         """Processes one batch; returns what goes to the next stage."""
@@ -129,15 +132,17 @@ class Stage:
         except Exception as e:
             self.failed(e, len(batch), f"a batch of {len(batch)}")
             return
-        self.metrics.stage_latency.labels(stage=self.name).observe(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.metrics.stage_latency.labels(stage=self.name).observe(seconds)
         self.metrics.batch_size.labels(stage=self.name).observe(len(batch))
         self.items += len(batch)
+        if self.observer is not None:
+            self.observer(self.name, start, seconds, batch, out)
         self._emit(out)
 
     def _emit(self, items: Sequence[Any]) -> None:
-        if self.outbox is not None:
-            for item in items:
-                self.outbox.put(item)
+        if self.outbox is not None and items:
+            self.outbox.put_many(items)
 
 
 class DetectStage(Stage):
@@ -286,10 +291,13 @@ class EmbedStage(Stage):
 
     def _embed(self, batch: list[Clip]) -> list[ClipEmbedding | None]:
         """One embedding per clip, None where it was not finite."""
-        # Crops are BGR as decoded; the engines take RGB.
-        pixels = np.stack([clip.crops for clip in batch])[..., ::-1]
+        # Crops are BGR as decoded; the engines take RGB: one copy does both the stacking and
+        # the channel swap.
+        pixels = np.empty((len(batch), *batch[0].crops.shape), np.uint8)
+        for i, clip in enumerate(batch):
+            pixels[i] = clip.crops[..., ::-1]
         try:
-            vectors = self.engine.embed(np.ascontiguousarray(pixels))
+            vectors = self.engine.embed(pixels)
             bad: tuple[int, ...] = ()
         except NonFiniteEmbedding as e:
             if e.embeddings is None:

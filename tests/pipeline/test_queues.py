@@ -46,6 +46,26 @@ def test_stage_queue_put_waits_while_full():
     assert q.take_batch(5, 0) == [2, 3]
 
 
+def test_put_many_fills_what_fits_and_waits_for_the_rest_in_order():
+    q: StageQueue[int] = StageQueue("x", 3)
+    taken: list[int] = []
+
+    def reader() -> None:
+        while (batch := q.take_batch(2, 0.0)) is not None:
+            taken.extend(batch)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    q.put_many(list(range(10)))  # more than the capacity: waits for the reader three times
+    q.put_many([])
+    q.close()
+    thread.join(5.0)
+    assert taken == list(range(10))
+    with pytest.raises(QueueClosed):
+        q.put_many([1])
+
+
 def test_live_camera_drops_its_oldest_frame_others_untouched():
     buffer = FrameBuffer(2)
     for camera in ("a", "b"):
