@@ -62,6 +62,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     KEY=VALUE join the overrides, in command-line order; anything else is still an error.
     """
     args, extras = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given, for reports
     if not extras:
         return args
     takes_overrides = isinstance(getattr(args, "overrides", None), list)
