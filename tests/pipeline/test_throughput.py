@@ -63,7 +63,11 @@ def test_a_clip_is_replayed_as_live_cameras_through_the_null_models(tmp_path):
         writer.write(rng.integers(0, 255, (180, 320, 3), dtype=np.uint8))
     writer.release()
     plan = Plan(
-        clip=video, duration_s=2.0, warmup_s=1.0, null_detector=3, null_reid=True,
+        clip=video,
+        duration_s=2.0,
+        warmup_s=1.0,
+        null_detector=3,
+        null_reid=True,
         out_dir=tmp_path,
     )
     point = measure_job(config(), plan, 3)
@@ -77,9 +81,21 @@ def test_a_clip_is_replayed_as_live_cameras_through_the_null_models(tmp_path):
 
 def _point(system: str, n: int, kept_up: bool) -> Point:
     report = Report(
-        window_s=1.0, cameras=n, source_fps=10.0, fps_per_camera={}, frames_in=0,
-        frames_dropped=0, detections=0, links=0, frame_to_link_ms={}, cpu_cores=0.0,
-        us_per_detection=None, us_per_frame=None, rss_mb=0.0, gpu_util=None, gpu_mem_mb=None,
+        window_s=1.0,
+        cameras=n,
+        source_fps=10.0,
+        fps_per_camera={},
+        frames_in=0,
+        frames_dropped=0,
+        detections=0,
+        links=0,
+        frame_to_link_ms={},
+        cpu_cores=0.0,
+        us_per_detection=None,
+        us_per_frame=None,
+        rss_mb=0.0,
+        gpu_util=None,
+        gpu_mem_mb=None,
     )
     return Point(system, n, report, "" if kept_up else "too slow")
 
@@ -129,10 +145,7 @@ def test_camera_buffers_keep_each_cameras_frames_apart():
 def test_the_command_writes_tables_json_and_plots(tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(
-        [
-            "bench", "pipeline", "--duration", "2", "--warmup", "1", "--null-reid",
-            "--out", str(out), *SCENE,
-        ]
+        [*"bench pipeline --duration 2 --warmup 1 --null-reid --out".split(), str(out), *SCENE]
     )
     assert code == 0
     printed = capsys.readouterr().out
