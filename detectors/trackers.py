@@ -27,7 +27,6 @@ package must be installed.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,7 +97,13 @@ class _UltralyticsTracker(Tracker):
         if len(tracks) == 0:
             return Detections.empty(tracked=True, metadata=detections.metadata)
         rows = tracks[:, 7].astype(np.int64)  # index of the matched input detection
-        return dataclasses.replace(detections[rows], tracker_id=tracks[:, 4].astype(np.int64))
+        return Detections(  # one construction (one validation) per frame
+            xyxy=detections.xyxy[rows],
+            confidence=detections.confidence[rows],
+            class_id=detections.class_id[rows],
+            tracker_id=tracks[:, 4].astype(np.int64),
+            metadata=detections.metadata,
+        )
 
     def reset(self) -> None:
         self._tracker.reset()
