@@ -92,14 +92,19 @@ def build_matcher(cfg: ReidstreamConfig) -> Matcher:
         transitions.append(Transition(t.source, t.target, t.min_s, t.max_s))
         if t.both_ways:
             transitions.append(Transition(t.target, t.source, t.min_s, t.max_s))
-    return Matcher(
-        threshold=m.threshold,
-        switch_margin=m.switch_margin,
-        ttl_s=m.ttl_s,
-        max_identities=m.max_identities,
-        overlapping_cameras=m.overlapping_cameras,
-        transitions=transitions,
-    )
+    try:
+        return Matcher(
+            threshold=m.threshold,
+            switch_margin=m.switch_margin,
+            ttl_s=m.ttl_s,
+            max_identities=m.max_identities,
+            overlapping_cameras=m.overlapping_cameras,
+            transitions=transitions,
+            index=m.index,
+            nprobe=m.nprobe,
+        )
+    except ImportError as e:  # index = 'faiss' without FAISS installed
+        raise ConfigError(f"matcher.index = {m.index!r}: {e}") from e
 
 
 def serve_metrics(address: str, metrics: PipelineMetrics, health: Callable) -> MetricsServer:

@@ -377,6 +377,20 @@ class MatcherConfig:
         help="Gallery size bound; beyond it the identity seen longest ago is forgotten first. "
         "Bounds memory and matching time (linear in the gallery size).",
     )
+    index: Literal["exact", "faiss"] = setting(
+        "exact",
+        help="How the identities above the threshold are found: 'exact' compares each tracklet "
+        "with every identity (one matrix product; 54 ms per 32 clips at 100k 512-d identities "
+        "on 2 CPU cores); 'faiss' asks a FAISS inverted-file index (reidstream[faiss]), about "
+        "2.5x faster at 100k identities but approximate (it found 60-77% of them on random "
+        "embeddings) and it stalls for its training; see BENCHMARKS.md.",
+    )
+    nprobe: int = setting(
+        64,
+        ge=1,
+        help="index = 'faiss': inverted lists searched per query (of 4 sqrt(identities)). More "
+        "finds more of the identities above the threshold, and costs more.",
+    )
     overlapping_cameras: tuple[tuple[str, ...], ...] = setting(
         (),
         help="Groups of cameras whose views overlap, e.g. [[cam1, cam2]]: one person may be on "

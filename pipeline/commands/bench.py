@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.commands import bench_engine, bench_loader, bench_pipeline
+from pipeline.commands import bench_engine, bench_loader, bench_matcher, bench_pipeline
 
 __all__ = ["BENCHES", "add_parser"]
 
 #: Benchmark targets, in the order `reidstream bench --help` lists them.
-BENCHES: tuple = (bench_loader, bench_engine, bench_pipeline)
+BENCHES: tuple = (bench_loader, bench_engine, bench_pipeline, bench_matcher)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

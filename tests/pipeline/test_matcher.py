@@ -223,3 +223,82 @@ def test_two_lone_tracklets_decided_together_do_not_swap_ids():
     # from under it.
     links = m.update([clip(0, "cam1", "t-1", 2, 3, seed=2), clip(0, "cam2", "t-2", 3, 4, seed=3)])
     assert {link.global_id for link in links} == {a.global_id, b.global_id}
+
+
+def test_expiry_forgets_in_order_of_last_sighting_and_spares_the_batch():
+    """Expiry follows when each identity was last seen, however its members moved it: a member
+    seen later keeps its identity, and the tracklets of the current batch are never forgotten."""
+    m = matcher(ttl_s=10.0)
+    ids = [m.update([clip(p, f"cam{p}", f"t-{p}", p, p + 1)])[0].global_id for p in range(4)]
+    m.close([ended(f"t-{p}", f"cam{p}", p + 1) for p in range(4)])
+    (late,) = m.update([clip(0, "cam0", "t-10", 8, 9, seed=5)])  # person 0 seen again at 9 s
+    assert late.global_id == ids[0]
+    m.close([ended("t-10", "cam0", 9)])
+    m.update([clip(9, "cam9", "t-11", 12.5, 13.5)])  # forgets those last seen before 3.5 s
+    assert [m.global_id_of(f"t-{p}") for p in range(4)] == [ids[0], None, None, ids[3]]
+    # A late clip of an old tracklet: stream time moves to 30 s but the batch keeps its own.
+    m.update([clip(3, "cam3", "t-3", 3, 4, seed=6), clip(8, "cam8", "t-12", 29, 30)])
+    assert m.global_id_of("t-3") == ids[3] and m.global_id_of("t-0") is None
+
+
+def test_the_bound_forgets_the_earliest_created_among_equally_old():
+    m = matcher(max_identities=2)
+    links = [m.update([clip(p, f"cam{p}", f"t-{p}", 0, 1)])[0] for p in range(3)]
+    assert m.identities == 2  # all last seen at 1 s: the first one made goes
+    assert [m.global_id_of(f"t-{p}") for p in range(3)] == [None] + [
+        link.global_id for link in links[1:]
+    ]
+
+
+def test_enrolled_identities_are_matched_like_learned_ones():
+    m = matcher()
+    gid = m.enroll([clip(0, "cam1", "t-1", 0, 2), clip(0, "cam2", "t-2", 5, 6, seed=1)])
+    m.close([ended("t-1", "cam1", 2), ended("t-2", "cam2", 6)])
+    assert m.identities == 1 and m.similar(PEOPLE[:2])[0].keys() == {gid}
+    assert m.update([clip(0, "cam3", "t-3", 9, 10, seed=2)])[0].global_id == gid
+    with pytest.raises(ValueError, match="known"):
+        m.enroll([clip(1, "cam1", "t-1", 20, 21)])
+
+
+def test_an_unknown_index_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="exact, faiss"):
+        matcher(index="annoy")
+
+
+def _stream(rng: np.random.Generator, looks: np.ndarray, batches: int) -> list[list[ClipEmbedding]]:
+    """Batches of 8 clips: new tracklets of gallery people and of new ones, on 4 cameras."""
+    out = []
+    for b in range(batches):
+        batch = []
+        for k, person in enumerate(rng.integers(0, len(looks), 8)):
+            look = looks[person] if k % 2 else rng.standard_normal(looks.shape[1])
+            batch.append(clip(look, f"cam{k % 4}", f"q{b}-{b * 8 + k}", 1000 + b, 1001 + b,
+                              noise=0.02, seed=b * 8 + k))  # fmt: skip
+        out.append(batch)
+    return out
+
+
+def test_the_faiss_index_searching_every_list_links_as_the_exact_product():
+    """With every inverted list probed the index finds what the product finds, so both paths
+    give the same links, through index updates (new, moved and forgotten identities)."""
+    pytest.importorskip("faiss", reason="the FAISS path needs pip install 'reidstream[faiss]'")
+    rng = np.random.default_rng(3)
+    n = 25_000  # enough identities for the index to be trained (39 per list, 4 sqrt(n) lists)
+    looks = rng.standard_normal((n, DIM)).astype(np.float32)
+    runs, nbytes = [], []
+    for index in ("exact", "faiss"):
+        m = matcher(index=index, nprobe=10_000, max_identities=n, ttl_s=1e9)
+        for p in range(n):
+            m.enroll([clip(looks[p], f"cam{p % 4}", f"g{p}-{p}", p / 100, p / 100 + 1,
+                           noise=0.02, seed=p)])  # fmt: skip
+        m.close([ended(f"g{p}-{p}", f"cam{p % 4}", p / 100 + 1) for p in range(n)])
+        runs.append([m.update(batch) for batch in _stream(np.random.default_rng(4), looks, 6)])
+        assert m.identities == n
+        nbytes.append(m.gallery_nbytes)
+    assert nbytes[1] > nbytes[0]  # the index was built: it holds a copy of the vectors
+    exact, approx = (
+        [[(x.tracklet_id, x.global_id) for x in links] for links in run] for run in runs
+    )
+    assert exact == approx
+    joined = sum(g.startswith("g-") and int(g[2:]) <= n for links in exact for _, g in links)
+    assert joined > 0  # some queries did join gallery identities

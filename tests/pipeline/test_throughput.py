@@ -145,7 +145,11 @@ def test_camera_buffers_keep_each_cameras_frames_apart():
 def test_the_command_writes_tables_json_and_plots(tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(
-        [*"bench pipeline --duration 2 --warmup 1 --null-reid --out".split(), str(out), *SCENE]
+        [
+            *["bench", "pipeline", "--duration", "2", "--warmup", "1", "--null-reid", "--out"],
+            str(out),
+            *SCENE,
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
