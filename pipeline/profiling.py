@@ -2,16 +2,22 @@
 
     profiler = Profiler(clock=time.perf_counter)
     profiler.attach(job)        each stage reports every batch (start, seconds, items); the
-                                detect stage also reports each frame's camera and detections;
-                                a sink added to the publisher takes each link's frame-to-link
-                                latency (capture of the newest frame behind it -> handed to the
-                                sinks, after serialisation; Kafka's acknowledgement comes after)
+                                detect stage also reports each frame's camera and detections,
+                                the tracklet stage which clips close a tracklet; a sink added to
+                                the publisher takes each link's frame-to-link latency (capture
+                                of the newest frame behind it -> handed to the sinks, after
+                                serialisation; Kafka's acknowledgement comes after)
     profiler.start(depths, cameras)
                                 a sampler thread records every `interval_s`: queue depths,
                                 per-camera frame and drop counters, process CPU time and RSS,
                                 GPU memory and utilisation (when torch uses CUDA)
     profiler.stop()
     profiler.report(t0, t1)     `Report`: the figures over the window [t0, t1] of `clock`
+
+Links are split in two: those of clips cut while their person is in view, and those of a
+tracklet's last clip, cut when the tracker has lost the person for `tracklets.lost_after_s`
+(so at least that long after its newest frame); `frame_to_link_ms` is the first kind,
+`closing_link_ms` the second.
 
 The same recorder serves the baseline loop (`pipeline.baseline`), which reports frames and links
 through `frame_done` and `link_made` itself, so both are measured by one definition.
@@ -22,6 +28,7 @@ the Prometheus histograms of `pipeline.metrics` stay what a live site watches.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +40,7 @@ import psutil
 
 from pipeline.messages import Message
 from pipeline.sources import CameraState
+from pipeline.types import Clip, TrackletClosed
 
 __all__ = ["Profiler", "Report", "StageFigures", "keeps_up"]
 
@@ -81,7 +89,8 @@ class Report:
     frames_dropped: int
     detections: int
     links: int
-    frame_to_link_ms: dict[str, float]
+    frame_to_link_ms: dict[str, float]  # links of clips cut while the person is in view
+    closing_link_ms: dict[str, float]  # links of a tracklet's last clip (see the docstring)
     cpu_cores: float  # CPU seconds per second of the window
     us_per_detection: float | None  # process CPU time per detection
     us_per_frame: float | None  # process CPU time per frame processed
@@ -143,7 +152,9 @@ class _LatencySink:
         now = time.time()
         for m in messages:
             if m.kind == "link":
-                self.profiler.link_made(now - m.frame_time)
+                tracklet = json.loads(m.value)["tracklet_id"]
+                closing = (tracklet, m.frame_time) in self.profiler.closing_clips
+                self.profiler.link_made(now - m.frame_time, closing=closing)
 
     def flush(self, timeout: float) -> bool:
         return True
@@ -167,7 +178,8 @@ class Profiler:
         self.interval_s, self.clock = interval_s, clock
         self.batches: dict[str, list[tuple[float, float, int]]] = {}  # (start, seconds, items)
         self.frames: list[tuple[float, str, int]] = []  # (done at, camera, detections)
-        self.links: list[tuple[float, float]] = []  # (made at, latency seconds)
+        self.links: list[tuple[float, float, bool]] = []  # (made at, latency s, closing)
+        self.closing_clips: set[tuple[str, float]] = set()  # (tracklet id, newest frame time)
         self.samples: list[Sample] = []
         self._process = psutil.Process()
         self._stop = threading.Event()
@@ -191,12 +203,19 @@ class Profiler:
         if stage == "detect":
             done = start + seconds
             self.frames += [(done, frame.camera_id, len(found)) for frame, found in out]
+        elif stage == "tracklets":
+            ended = {item.tracklet_id for item in out if isinstance(item, TrackletClosed)}
+            self.closing_clips |= {
+                (item.tracklet_id, float(item.timestamps[-1]))
+                for item in out
+                if isinstance(item, Clip) and item.tracklet_id in ended
+            }
 
     def frame_done(self, camera: str, detections: int) -> None:
         self.frames.append((self.clock(), camera, detections))
 
-    def link_made(self, latency_s: float) -> None:
-        self.links.append((self.clock(), latency_s))
+    def link_made(self, latency_s: float, *, closing: bool = False) -> None:
+        self.links.append((self.clock(), latency_s, closing))
 
     def start(
         self,
@@ -247,7 +266,8 @@ class Profiler:
         done = [(t, c, n) for t, c, n in self.frames if t0 <= t < t1]
         fps = {c: sum(1 for _, cam, _ in done if cam == c) / window for c in cameras}
         detections = sum(n for _, _, n in done)
-        latencies = [lat * 1000 for t, lat in self.links if t0 <= t < t1]
+        links = [(lat * 1000, closing) for t, lat, closing in self.links if t0 <= t < t1]
+        latencies = [ms for ms, closing in links if not closing]
         cpu = last.cpu_s - first.cpu_s
         inside = [s for s in self.samples if t0 <= s.t <= t1]
         gpu_util = [s.gpu_util for s in inside if s.gpu_util is not None]
@@ -260,8 +280,9 @@ class Profiler:
             frames_in=sum(last.frames.values()) - sum(first.frames.values()),
             frames_dropped=sum(last.dropped.values()) - sum(first.dropped.values()),
             detections=detections,
-            links=len(latencies),
+            links=len(links),
             frame_to_link_ms=_percentiles(latencies),
+            closing_link_ms=_percentiles([ms for ms, closing in links if closing]),
             cpu_cores=cpu / window,
             us_per_detection=1e6 * cpu / detections if detections else None,
             us_per_frame=1e6 * cpu / len(done) if done else None,

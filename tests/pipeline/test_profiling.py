@@ -37,7 +37,8 @@ def recorded() -> Profiler:
         p.frames += [(t + 0.01, "cam1", 3), (t + 0.01, "cam2", 3)]
     for i in range(10):  # embed: batches of 1, 2, 3, 4, 1, 2, ... taking 0.1 .. 1.0 s
         p.stage_batch("embed", float(i), (i + 1) / 10, [None] * (i % 4 + 1), [])
-    p.links += [(float(i), 0.05 * (i + 1)) for i in range(10)]
+    p.links += [(float(i), 0.05 * (i + 1), False) for i in range(10)]
+    p.links += [(9.5, 1.2, True)]  # a tracklet's last clip, cut when it was lost
     return p
 
 
@@ -46,12 +47,14 @@ def test_report_figures_follow_from_the_records(recorded):
     assert r.window_s == 10.0 and r.cameras == 2 and r.source_fps == 10.0
     assert r.fps_per_camera == {"cam1": pytest.approx(10.0), "cam2": pytest.approx(10.0)}
     assert r.frames_in == 200 and r.frames_dropped == 2
-    assert r.detections == 600 and r.links == 10
+    assert r.detections == 600 and r.links == 11
     assert r.cpu_cores == pytest.approx(0.5)
     assert r.us_per_detection == pytest.approx(1e6 * 5.0 / 600)
     assert r.us_per_frame == pytest.approx(1e6 * 5.0 / 200)
     assert r.rss_mb == pytest.approx(100.0)
     assert r.frame_to_link_ms["p50"] == pytest.approx(np.percentile(np.arange(1, 11) * 50, 50))
+    assert r.closing_link_ms == {"p50": 1200.0, "p95": 1200.0, "p99": 1200.0}
+    assert len(r.latencies_ms) == 10  # the links of clips cut in view
     embed = r.stages["embed"]
     assert embed.items_per_s == pytest.approx(sum(i % 4 + 1 for i in range(10)) / 10)
     # busy: the batches take 0.1 .. 1.0 s, the last one cut at the window's end.
@@ -67,7 +70,7 @@ def test_report_figures_follow_from_the_records(recorded):
 def test_report_windows_leave_out_what_is_outside(recorded):
     r = recorded.report(5.0, 10.0, source_fps=10.0)
     assert r.frames_in == 100 and r.frames_dropped == 1
-    assert r.links == 5 and r.stages["embed"].batches == 5
+    assert r.links == 6 and r.stages["embed"].batches == 5
     with pytest.raises(ValueError, match="empty window"):
         recorded.report(3.0, 3.0, source_fps=10.0)
 
@@ -130,3 +133,38 @@ def test_frames_reach_the_profiler_through_the_detect_stage():
     frames = [Frame("cam1", 0, 0.0, np.zeros((4, 4, 3), np.uint8))]
     p.stage_batch("detect", 1.0, 0.5, frames, [(frames[0], [1, 2, 3])])
     assert p.frames == [(1.5, "cam1", 3)] and p.batches == {"detect": [(1.0, 0.5, 1)]}
+
+
+def test_links_of_a_tracklets_last_clip_are_told_apart():
+    """The tracklet stage's observer marks the clips cut when a tracklet closed; the profiler's
+    sink files their links apart from the links of clips cut in view."""
+    from types import SimpleNamespace
+
+    from pipeline.messages import link_message
+    from pipeline.types import Clip, IdentityLink, TrackletClosed
+
+    def clip(tracklet: str, end: float) -> Clip:
+        return Clip(
+            camera_id="cam1",
+            track_id=1,
+            tracklet_id=tracklet,
+            frame_indices=np.arange(2),
+            timestamps=np.array([end - 0.1, end]),
+            boxes=np.zeros((2, 4), np.float32),
+            crops=np.zeros((2, 8, 4, 3), np.uint8),
+            tracklet_start=0.0,
+        )
+
+    p = Profiler()
+    job = SimpleNamespace(stages=[], publisher=SimpleNamespace(sinks=[]))
+    p.attach(job)
+    closed = TrackletClosed("cam1", 1, "t1", 5.5)
+    p.stage_batch("tracklets", 0.0, 0.1, [], [clip("t1", 5.0), closed, clip("t2", 5.0)])
+    assert p.closing_clips == {("t1", 5.0)}
+
+    def link(tracklet: str, end: float):
+        return link_message(IdentityLink("g-1", "cam1", 1, tracklet, 0.0, end, None))
+
+    (sink,) = job.publisher.sinks
+    sink.publish([link("t1", 5.0), link("t2", 5.0), link("t1", 4.0)])
+    assert [closing for _, _, closing in p.links] == [True, False, False]
