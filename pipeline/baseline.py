@@ -234,7 +234,7 @@ class NaiveLoop:
         x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
         x2, y2 = max(min(x2, w), x1 + 1), max(min(y2, h), y1 + 1)
         out_h, out_w = self.crop_size
-        return cv2.resize(image[y1:y2, x1:x2], (out_w, out_h), interpolation=cv2.INTER_AREA)
+        return cv2.resize(image[y1:y2, x1:x2], (out_w, out_h))  # OpenCV's default: bilinear
 
     def _embed_and_link(self, frame: Frame, track: int, ring: deque[np.ndarray]) -> None:
         clip = np.ascontiguousarray(np.stack(ring)[None, ..., ::-1])  # BGR -> RGB, batch of 1

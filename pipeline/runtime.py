@@ -276,7 +276,7 @@ class Job:
                 buffer,
                 q_track,
                 metrics,
-                max_batch=cfg.detect.max_batch,
+                max_batch=cfg.detect.batch_for(device),
                 max_wait_s=cfg.detect.max_wait_ms / 1000,
             ),
             TrackStage(trackers, q_track, q_tracklets, metrics, lost_after_s=t.lost_after_s),

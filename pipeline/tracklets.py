@@ -3,7 +3,8 @@
     tracked Detections of a frame ──▶ TrackletBuilder.update(frame, tracked) ──▶ TrackletUpdate
       per track: its open tracklet (a new one when the track is new or came back after being lost)
         box passes the quality gates? (size, confidence, not truncated at the frame border)
-          yes: crop resized to crop_size ──▶ ring buffer of the last clip_len crops
+          yes: crop resized to crop_size (area-averaged when shrunk 2x or more, else bilinear)
+               ──▶ ring buffer of the last clip_len crops
         every `stride` accepted crops once clip_len are buffered ──▶ Clip (clip_len crops)
       tracks unseen for lost_after_s ──▶ tracklet closed, with a last clip of what it added since
       a camera silent for lost_after_s (a reconnect) ──▶ every tracklet of the camera closed
@@ -212,7 +213,10 @@ class TrackletBuilder:
         x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
         region = image[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)]
         out_h, out_w = self.crop_size
-        shrink = region.shape[0] > out_h or region.shape[1] > out_w
+        # Area averaging (antialiased) where a side shrinks by 2x or more; bilinear below, where
+        # it differs little (OSNet embeddings of 1080p crops shrunk 1-2x: cosine >= 0.996 to
+        # the area-resized ones) and costs 7x less (75 vs 545 us for 486x194 -> 256x128).
+        shrink = region.shape[0] >= 2 * out_h or region.shape[1] >= 2 * out_w
         interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         return cv2.resize(region, (out_w, out_h), interpolation=interpolation)
 

@@ -297,6 +297,7 @@ def write_plots(points: list[Point], out: Path) -> list[Path]:
     paths.append(_save(fig, out / "throughput_vs_cameras.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    colour = {n: f"C{i}" for i, n in enumerate(sorted({p.cameras for p in points}))}
     for system, style in (("reidstream", "-"), ("baseline", "--")):
         for p in systems[system]:
             values = np.sort(p.report.latencies_ms)
@@ -305,6 +306,7 @@ def write_plots(points: list[Point], out: Path) -> list[Path]:
                     values,
                     np.arange(1, len(values) + 1) / len(values),
                     style,
+                    color=colour[p.cameras],
                     label=f"{system} x{p.cameras}",
                 )
     ax.set(

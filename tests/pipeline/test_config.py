@@ -368,3 +368,13 @@ def test_reidstream_cameras_and_their_checks(tmp_path):
     for override, message in bad:
         with pytest.raises(ConfigError, match=message):
             load_config(ReidstreamConfig, environ={}, overrides=[override])
+
+
+def test_detector_batch_defaults_to_the_device():
+    from pipeline.settings import ReidstreamConfig
+
+    cfg = load_config(ReidstreamConfig, environ={})
+    assert cfg.detect.max_batch is None
+    assert cfg.detect.batch_for("cpu") == 1 and cfg.detect.batch_for("cuda:0") == 8
+    cfg = load_config(ReidstreamConfig, environ={}, overrides=["detect.max_batch=4"])
+    assert cfg.detect.batch_for("cpu") == 4 and cfg.detect.batch_for("cuda") == 4
