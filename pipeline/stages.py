@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from deploy.engines import Engine, NonFiniteEmbedding
@@ -291,11 +292,13 @@ class EmbedStage(Stage):
 
     def _embed(self, batch: list[Clip]) -> list[ClipEmbedding | None]:
         """One embedding per clip, None where it was not finite."""
-        # Crops are BGR as decoded; the engines take RGB: one copy does both the stacking and
-        # the channel swap.
+        # Crops are BGR as decoded; the engines take RGB. One copy does both the stacking and
+        # the channel swap, by OpenCV: numpy's [..., ::-1] copy took 40x longer (85 vs 2 ms for
+        # 32 clips of 8 x 256x128).
         pixels = np.empty((len(batch), *batch[0].crops.shape), np.uint8)
         for i, clip in enumerate(batch):
-            pixels[i] = clip.crops[..., ::-1]
+            rows = -1, clip.crops.shape[2], 3  # (T*H, W, 3): one image per clip
+            cv2.cvtColor(clip.crops.reshape(rows), cv2.COLOR_BGR2RGB, dst=pixels[i].reshape(rows))
         try:
             vectors = self.engine.embed(pixels)
             bad: tuple[int, ...] = ()

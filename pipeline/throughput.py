@@ -106,7 +106,7 @@ def with_cameras(cfg: ReidstreamConfig, plan: Plan, n: int, system: str) -> Reid
             cameras=n,
             replay="native",
             only_cameras=(),
-            detections="truth" if plan.null_detector is None else "detector",
+            detections=cfg.synthetic.detections if plan.null_detector is None else "detector",
             duration_s=max(cfg.synthetic.duration_s, plan.warmup_s + plan.duration_s + 5.0),
         )
         return dataclasses.replace(cfg, synthetic=scene, cameras=())
