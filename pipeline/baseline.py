@@ -10,10 +10,11 @@
            (batch 1, the model shared by every camera)
         -> greedy nearest identity by cosine (one gallery under a lock), a link as a JSON line
 
-It does the same work per frame as the job (same clips, same clip schedule) without batching
-across cameras or overlapping the stages; its constraints-free greedy matching is cheaper than
-the job's. Latency is measured as in the job: capture of the newest frame behind a link to the
-link being written.
+It does the work of the job (the same clip length and schedule) without batching across
+cameras or overlapping the stages, and without the job's crop quality gates (it embeds every
+tracked box, so it makes more clips on real footage); its constraints-free greedy matching is
+cheaper than the job's. Latency is measured as in the job: capture of the newest frame behind a
+link to the link being written.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class NaiveLoop:
         while (frames := buffer.take_batch(1, 0.0)) is not None:
             frame = frames[0]
             try:
-                tracked = self._track(model, frame)
+                found, tracked = self._track(model, frame)
                 for i, track in enumerate(tracked.tracker_id.tolist()):
                     ring = crops.setdefault(track, deque(maxlen=self.clip_len))
                     ring.append(self._crop(frame.image, tracked.xyxy[i]))
@@ -191,7 +192,7 @@ class NaiveLoop:
                         and (seen[track] - self.clip_len) % self.stride == 0
                     ):
                         self._embed_and_link(frame, track, ring)
-                self.profiler.frame_done(camera, len(tracked))
+                self.profiler.frame_done(camera, found)
             except Exception as e:  # as in the job: one frame lost, counted, the loop goes on
                 self.errors += 1
                 log.error("baseline %s frame %d failed: %r", camera, frame.index, e)
@@ -202,23 +203,21 @@ class NaiveLoop:
         assert self.ultralytics is not None
         return YOLO(str(self.ultralytics["model"]), task="detect")
 
-    def _track(self, model: Any, frame: Frame) -> Detections:
+    def _track(self, model: Any, frame: Frame) -> tuple[int, Detections]:
+        """(boxes detected, tracked boxes) of the frame; Ultralytics' `track` reports the
+        tracked ones only, so there both are those."""
         if model is not None:
             args = {k: v for k, v in self.ultralytics.items() if k != "model"}  # type: ignore[union-attr]
             boxes = model.track(frame.image, persist=True, **args)[0].boxes.cpu().numpy()
             if boxes.id is None:
-                return Detections(
-                    xyxy=np.zeros((0, 4), np.float32),
-                    confidence=np.zeros(0, np.float32),
-                    class_id=np.zeros(0, np.int64),
-                    tracker_id=np.zeros(0, np.int64),
-                )
-            return Detections(
+                return 0, Detections.empty(tracked=True)
+            tracked = Detections(
                 xyxy=boxes.xyxy,
                 confidence=boxes.conf,
                 class_id=boxes.cls.astype(np.int64),
                 tracker_id=boxes.id.astype(np.int64),
             )
+            return len(tracked), tracked
         detections = frame.detections
         if detections is None:
             assert self.detector is not None
@@ -226,7 +225,7 @@ class NaiveLoop:
         tracked = self.trackers.update(frame.camera_id, detections, frame.image)
         if tracked.tracker_id is None:
             raise RuntimeError("the tracker returned boxes without track ids")
-        return tracked
+        return len(detections), tracked
 
     def _crop(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
