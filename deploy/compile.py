@@ -314,7 +314,7 @@ def compile_tensorrt(
 def compile_model(
     target: str,
     *,
-    model_name: str,
+    model_name: str | None,
     checkpoint: Path | None = None,
     out_dir: Path,
     device: str = "cpu",
@@ -324,13 +324,20 @@ def compile_model(
 
     Args:
         target: One of `COMPILE_TARGETS`.
+        model_name: Registered model name; None takes the one `checkpoint`'s model spec names.
         **options: Passed to `compile_onnxruntime`, `compile_torch` or `compile_tensorrt`.
+
+    Raises:
+        EngineError: An unknown target, or neither a model name nor a checkpoint.
     """
     from deploy.engines.torch_engine import load_model
 
     if target not in COMPILE_TARGETS:
         raise EngineError(f"compile target {target!r}: expected one of {COMPILE_TARGETS}")
+    if model_name is None and checkpoint is None:
+        raise EngineError("give --model NAME, or a --checkpoint written by reidstream train")
     model = load_model(model_name, checkpoint=checkpoint)
+    model_name = model_name or model.model_name
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if target == "onnxruntime":
         return compile_onnxruntime(model, model_name=model_name, out_dir=out_dir, **options)

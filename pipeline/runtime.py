@@ -102,6 +102,7 @@ def build_matcher(cfg: ReidstreamConfig) -> Matcher:
             transitions=transitions,
             index=m.index,
             nprobe=m.nprobe,
+            silent_tracklet_s=m.silent_tracklet_s,
         )
     except ImportError as e:  # index = 'faiss' without FAISS installed
         raise ConfigError(f"matcher.index = {m.index!r}: {e}") from e

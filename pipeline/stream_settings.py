@@ -389,6 +389,14 @@ class MatcherConfig:
         help="Gallery size bound; beyond it the identity seen longest ago is forgotten first. "
         "Bounds memory and matching time (linear in the gallery size).",
     )
+    silent_tracklet_s: float = setting(
+        30.0,
+        gt=0.0,
+        help="A tracklet counts as in view (so its person cannot be matched elsewhere) until its "
+        "end arrives; one that sent no clip for this long (stream time) counts as ended at its "
+        "last clip, in case its worker died before ending it. Longer keeps a stalled "
+        "camera's people from being matched elsewhere for longer.",
+    )
     index: Literal["exact", "faiss"] = setting(
         "exact",
         help="How the identities above the threshold are found: 'exact' compares each tracklet "

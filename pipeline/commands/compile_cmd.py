@@ -1,6 +1,6 @@
 """`reidstream compile`: prepare a ReID model for one runtime ahead of serving.
 
-    reidstream compile --engine onnxruntime|torch-compile|tensorrt --model NAME
+    reidstream compile --engine onnxruntime|torch-compile|tensorrt [--model NAME]
                        [--checkpoint PATH] [--out DIR] [--device cpu|cuda:N] [--precision P]
                        [--clip-len T] [--batch B] [--min-batch N] [--opt-batch N]
                        [--workspace-gib G] [--calibration-dir DIR] [--cache-dir DIR]
@@ -36,8 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "build time (and, for onnxruntime, the optimised graph's agreement with PyTorch).",
     )
     parser.add_argument("--engine", required=True, choices=COMPILE_TARGETS, help="runtime")
-    parser.add_argument("--model", required=True, help="registered model name")
-    parser.add_argument("--checkpoint", type=Path, help="trained weights (default: random init)")
+    parser.add_argument(
+        "--model",
+        help="registered model name (default: the one a reidstream checkpoint's model spec names)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="trained weights (default: random init); a reidstream checkpoint also gives the "
+        "model, its overrides and its input size",
+    )
     parser.add_argument("--out", type=Path, default=Path("compiled"), metavar="DIR")
     parser.add_argument("--device", default=None, help="cpu or cuda:N (tensorrt: cuda:0)")
     parser.add_argument("--precision", default=None, help="fp32, fp16, bf16 or int8 (tensorrt)")

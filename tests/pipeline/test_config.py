@@ -378,3 +378,16 @@ def test_detector_batch_defaults_to_the_device():
     assert cfg.detect.batch_for("cpu") == 1 and cfg.detect.batch_for("cuda:0") == 8
     cfg = load_config(ReidstreamConfig, environ={}, overrides=["detect.max_batch=4"])
     assert cfg.detect.batch_for("cpu") == 4 and cfg.detect.batch_for("cuda") == 4
+
+
+def test_matcher_settings_reach_the_matcher():
+    from pipeline.runtime import build_matcher
+    from pipeline.settings import ReidstreamConfig
+
+    cfg = load_config(
+        ReidstreamConfig,
+        environ={},
+        overrides=["matcher.silent_tracklet_s=5", "matcher.threshold=0.7", "matcher.nprobe=8"],
+    )
+    matcher = build_matcher(cfg)
+    assert (matcher.silent_tracklet_s, matcher.threshold, matcher.nprobe) == (5.0, 0.7, 8)

@@ -93,3 +93,19 @@ def test_export_of_a_checkpoint_alone_takes_its_model_spec(tmp_path, capsys):
 def test_export_without_model_or_checkpoint_is_a_usage_error(tmp_path, capsys):
     assert main(["export", "--out", str(tmp_path)]) == 2
     assert "give --model NAME, or a --checkpoint" in capsys.readouterr().err
+
+
+def test_compile_of_a_checkpoint_alone_takes_its_model_spec(tmp_path, capsys):
+    """``reidstream compile --checkpoint best.pt`` without ``--model``, as export takes it."""
+    trained = create_model("ap3d_r18", base_width=8)
+    trained.pretrained_cfg = trained.pretrained_cfg.with_changes(
+        input_size=(3, 64, 32), test_clip_len=2
+    )
+    checkpoint = tmp_path / "best.pt"
+    spec = {"state_dict": trained.state_dict(), "model": model_spec(trained)}
+    torch.save({"format": "reidstream.weights/1", **spec}, checkpoint)
+    argv = ["compile", "--engine", "onnxruntime", "--checkpoint", str(checkpoint)]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--clip-len", "2"]) == 0
+    assert f"wrote {tmp_path / 'out' / 'ap3d_r18.opt.onnx'}" in capsys.readouterr().out
+    assert main(["compile", "--engine", "onnxruntime", "--out", str(tmp_path)]) == 2
+    assert "give --model NAME, or a --checkpoint" in capsys.readouterr().err
