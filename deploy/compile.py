@@ -328,14 +328,12 @@ def compile_model(
         **options: Passed to `compile_onnxruntime`, `compile_torch` or `compile_tensorrt`.
 
     Raises:
-        EngineError: An unknown target, or neither a model name nor a checkpoint.
+        EngineError: An unknown target, or no model (see `load_model`).
     """
     from deploy.engines.torch_engine import load_model
 
     if target not in COMPILE_TARGETS:
         raise EngineError(f"compile target {target!r}: expected one of {COMPILE_TARGETS}")
-    if model_name is None and checkpoint is None:
-        raise EngineError("give --model NAME, or a --checkpoint written by reidstream train")
     model = load_model(model_name, checkpoint=checkpoint)
     model_name = model_name or model.model_name
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from deploy.compile import COMPILE_TARGETS, compile_model
 from deploy.engines import EngineError
 from deploy.engines.torch_engine import COMPILE_MODES
-from pipeline.commands.common import setup_logging
+from pipeline.commands.common import add_model_arguments, check_model_arguments, setup_logging
 
 EXIT_USAGE = 2
 
@@ -36,16 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "build time (and, for onnxruntime, the optimised graph's agreement with PyTorch).",
     )
     parser.add_argument("--engine", required=True, choices=COMPILE_TARGETS, help="runtime")
-    parser.add_argument(
-        "--model",
-        help="registered model name (default: the one a reidstream checkpoint's model spec names)",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="trained weights (default: random init); a reidstream checkpoint also gives the "
-        "model, its overrides and its input size",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("compiled"), metavar="DIR")
     parser.add_argument("--device", default=None, help="cpu or cuda:N (tensorrt: cuda:0)")
     parser.add_argument("--precision", default=None, help="fp32, fp16, bf16 or int8 (tensorrt)")
@@ -92,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     device = args.device or ("cuda:0" if args.engine == "tensorrt" else "cpu")
     try:
+        check_model_arguments(args)
         result = compile_model(
             args.engine,
             model_name=args.model,

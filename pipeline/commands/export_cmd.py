@@ -23,7 +23,7 @@ from deploy.compile import random_clips
 from deploy.engines import EngineError, create_engine
 from deploy.engines.torch_engine import load_model
 from deploy.export import export_onnx, export_torchscript, parity
-from pipeline.commands.common import setup_logging
+from pipeline.commands.common import add_model_arguments, check_model_arguments, setup_logging
 
 EXIT_USAGE = 2
 _SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
@@ -36,16 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write the model's graph with a dynamic batch axis and its JSON sidecar, "
         "then run the written file on random clips and print its agreement with PyTorch.",
     )
-    parser.add_argument(
-        "--model",
-        help="registered model name (default: the one a reidstream checkpoint's model spec names)",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="trained weights (default: random init); a reidstream checkpoint also gives the "
-        "model, its overrides and its input size",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--format", choices=sorted(_SUFFIX), default="onnx", help="graph format")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--clip-len", type=int, help="T of the graph (default: the model's)")
@@ -58,8 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        if args.model is None and args.checkpoint is None:
-            raise EngineError("give --model NAME, or a --checkpoint written by reidstream train")
+        check_model_arguments(args)
         model = load_model(args.model, checkpoint=args.checkpoint)
         name = args.model or model.model_name
         path = args.out / f"{name}{_SUFFIX[args.format]}"
