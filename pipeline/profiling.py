@@ -3,10 +3,10 @@
     profiler = Profiler(clock=time.perf_counter)
     profiler.attach(job)        each stage reports every batch (start, seconds, items); the
                                 detect stage also reports each frame's camera and detections,
-                                the tracklet stage which clips close a tracklet; a sink added to
-                                the publisher takes each link's frame-to-link latency (capture
-                                of the newest frame behind it -> handed to the sinks, after
-                                serialisation; Kafka's acknowledgement comes after)
+                                the tracklet stage which clips close a tracklet, and the
+                                publish stage each link's frame-to-link latency (capture of the
+                                newest frame behind it -> serialised and taken by every sink;
+                                Kafka's acknowledgement comes after)
     profiler.start(depths, cameras)
                                 a sampler thread records every `interval_s`: queue depths,
                                 per-camera frame and drop counters, process CPU time and RSS,
@@ -28,7 +28,6 @@ the Prometheus histograms of `pipeline.metrics` stay what a live site watches.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,9 +37,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from pipeline.messages import Message
 from pipeline.sources import CameraState
-from pipeline.types import Clip, TrackletClosed
+from pipeline.types import Clip, IdentityLink, TrackletClosed
 
 __all__ = ["Profiler", "Report", "StageFigures", "keeps_up"]
 
@@ -140,32 +138,6 @@ def keeps_up(report: Report, capacities: dict[str, int], *, fps_share: float = 0
     return "; ".join(why)
 
 
-class _LatencySink:
-    """A publisher sink that keeps each link's frame-to-link latency (and sends nothing)."""
-
-    name = "profile"
-
-    def __init__(self, profiler: Profiler) -> None:
-        self.profiler = profiler
-
-    def publish(self, messages: Sequence[Message]) -> None:
-        now = time.time()
-        for m in messages:
-            if m.kind == "link":
-                tracklet = json.loads(m.value)["tracklet_id"]
-                closing = (tracklet, m.frame_time) in self.profiler.closing_clips
-                self.profiler.link_made(now - m.frame_time, closing=closing)
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def close(self, timeout: float) -> None:
-        pass
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-
 class Profiler:
     """Records one run (see the module docstring).
 
@@ -193,7 +165,6 @@ class Profiler:
         """Hooks into a built `pipeline.runtime.Job` (before it runs)."""
         for stage in job.stages:
             stage.observer = self.stage_batch
-        job.publisher.sinks.append(_LatencySink(self))
 
     def stage_batch(
         self, stage: str, start: float, seconds: float, batch: list, out: Sequence
@@ -210,6 +181,12 @@ class Profiler:
                 for item in out
                 if isinstance(item, Clip) and item.tracklet_id in ended
             }
+        elif stage == "publish":  # the batch has just been taken by every sink
+            now = time.time()
+            for item in batch:
+                if isinstance(item, IdentityLink):
+                    closing = (item.tracklet_id, item.end_time) in self.closing_clips
+                    self.link_made(now - item.end_time, closing=closing)
 
     def frame_done(self, camera: str, detections: int) -> None:
         self.frames.append((self.clock(), camera, detections))

@@ -172,7 +172,7 @@ def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
     )
     t0, t1 = _measure(profiler, plan, job.run, lambda: None)
     profiler.stop()
-    report = profiler.report(t0, t1, source_fps=_source_fps(profiler, job.sources))
+    report = profiler.report(t0, t1, source_fps=_source_fps(job.sources))
     capacities = {
         s.name: s.inbox.capacity * (n if isinstance(s.inbox, FrameBuffer) else 1)
         for s in job.stages
@@ -231,7 +231,7 @@ def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
     engine.close()
     if detector is not None:
         detector.close()
-    report = profiler.report(t0, t1, source_fps=_source_fps(profiler, sources))
+    report = profiler.report(t0, t1, source_fps=_source_fps(sources))
     capacities = {"frames": cfg.sources.buffer_frames * n}
     why = keeps_up(report, capacities)
     if loop.errors:
@@ -239,7 +239,7 @@ def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
     return Point("baseline", n, report, why)
 
 
-def _source_fps(profiler: Profiler, sources: list[Any]) -> float:
+def _source_fps(sources: list[Any]) -> float:
     rates = [s.nominal_fps for source in sources for s in source.states if s.nominal_fps]
     if not rates:
         raise RuntimeError("no camera delivered a frame; see the log for why")

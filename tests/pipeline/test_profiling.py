@@ -136,11 +136,8 @@ def test_frames_reach_the_profiler_through_the_detect_stage():
 
 
 def test_links_of_a_tracklets_last_clip_are_told_apart():
-    """The tracklet stage's observer marks the clips cut when a tracklet closed; the profiler's
-    sink files their links apart from the links of clips cut in view."""
-    from types import SimpleNamespace
-
-    from pipeline.messages import link_message
+    """The tracklet stage's observer marks the clips cut when a tracklet closed; the publish
+    stage's files their links apart from the links of clips cut in view."""
     from pipeline.types import Clip, IdentityLink, TrackletClosed
 
     def clip(tracklet: str, end: float) -> Clip:
@@ -156,15 +153,15 @@ def test_links_of_a_tracklets_last_clip_are_told_apart():
         )
 
     p = Profiler()
-    job = SimpleNamespace(stages=[], publisher=SimpleNamespace(sinks=[]))
-    p.attach(job)
     closed = TrackletClosed("cam1", 1, "t1", 5.5)
     p.stage_batch("tracklets", 0.0, 0.1, [], [clip("t1", 5.0), closed, clip("t2", 5.0)])
     assert p.closing_clips == {("t1", 5.0)}
 
-    def link(tracklet: str, end: float):
-        return link_message(IdentityLink("g-1", "cam1", 1, tracklet, 0.0, end, None))
+    def link(tracklet: str, end: float) -> IdentityLink:
+        return IdentityLink("g-1", "cam1", 1, tracklet, 0.0, end, None)
 
-    (sink,) = job.publisher.sinks
-    sink.publish([link("t1", 5.0), link("t2", 5.0), link("t1", 4.0)])
+    closed_again = TrackletClosed("cam1", 2, "t3", 6.0)  # not a link: no latency
+    p.stage_batch("publish", 1.0, 0.1, [link("t1", 5.0), link("t2", 5.0), closed_again], [])
+    p.stage_batch("publish", 2.0, 0.1, [link("t1", 4.0)], [])
     assert [closing for _, _, closing in p.links] == [True, False, False]
+    assert all(latency > 0 for _, latency, _ in p.links)
