@@ -117,8 +117,9 @@ def with_cameras(cfg: ReidstreamConfig, plan: Plan, n: int, system: str) -> Reid
     return dataclasses.replace(cfg, cameras=cameras)
 
 
-def _parts(cfg: ReidstreamConfig, plan: Plan) -> tuple[Any, Any]:
-    """(engine, detector) for one run: the configured ones or the plan's stand-ins."""
+def _parts(cfg: ReidstreamConfig, plan: Plan, *, detector: bool = True) -> tuple[Any, Any]:
+    """(engine, detector) for one run: the configured ones or the plan's stand-ins; no
+    detector without `detector` (the baseline's Ultralytics `track` brings its own)."""
     device = resolve_device(cfg.device)
     engine = build_engine(cfg, device)
     if plan.null_reid:
@@ -126,10 +127,24 @@ def _parts(cfg: ReidstreamConfig, plan: Plan) -> tuple[Any, Any]:
         engine.close()
         engine = null
     if plan.null_detector is not None:
-        detector = NullDetector(plan.null_detector)
-    else:
-        detector = build_detector(cfg, device)
-    return engine, detector
+        return engine, NullDetector(plan.null_detector)
+    return engine, build_detector(cfg, device) if detector else None
+
+
+def _ultralytics_track_args(cfg: ReidstreamConfig, plan: Plan) -> dict[str, Any] | None:
+    """Arguments of Ultralytics' `track` for the baseline when the job would run an Ultralytics
+    detector (real cameras, or the scene without its own boxes); else None."""
+    uses_detector = bool(cfg.cameras) or cfg.synthetic.detections == "detector"
+    if cfg.detector.name != "ultralytics" or plan.null_detector is not None or not uses_detector:
+        return None
+    options = cfg.detector.options(device=resolve_device(cfg.device))
+    return {
+        "model": options["weights"],
+        "conf": options["confidence"],
+        "iou": options["iou"],
+        "classes": list(options["classes"]),
+        "verbose": False,
+    }
 
 
 def _measure(profiler: Profiler, plan: Plan, run: Any, stop: Any) -> tuple[float, float]:
@@ -183,25 +198,13 @@ def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
 def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
     """`pipeline.baseline.NaiveLoop` on n cameras, the same input as `measure_job`."""
     cfg = with_cameras(cfg, plan, n, "baseline")
-    engine, detector = _parts(cfg, plan)
+    ultralytics = _ultralytics_track_args(cfg, plan)
+    engine, detector = _parts(cfg, plan, detector=ultralytics is None)
     clip_len, stride, _ = clip_geometry(cfg, engine)
     buffers = CameraBuffers(cfg.sources.buffer_frames)
     stop = threading.Event()
     sources = build_sources(cfg, buffers, PipelineMetrics(CollectorRegistry()), stop)  # type: ignore[arg-type]
     profiler = Profiler()
-    ultralytics = None
-    if cfg.detector.name == "ultralytics" and plan.null_detector is None:
-        options = cfg.detector.options(device=resolve_device(cfg.device))
-        ultralytics = {
-            "model": options["weights"],
-            "conf": options["confidence"],
-            "iou": options["iou"],
-            "classes": list(options["classes"]),
-            "verbose": False,
-        }
-        if detector is not None:
-            detector.close()
-            detector = None
     out_dir = cfg.run.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     loop = NaiveLoop(

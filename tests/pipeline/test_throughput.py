@@ -5,6 +5,7 @@ what they must be whatever the machine's speed; no timing is asserted."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -172,3 +173,15 @@ def test_the_command_refuses_what_it_cannot_run(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["bench", "pipeline", "--cameras", "20"]) != 0
     assert "2 to 16 cameras" in capsys.readouterr().err
+
+
+def test_the_baseline_runs_ultralytics_track_only_where_the_job_would_run_its_detector():
+    from pipeline.throughput import _ultralytics_track_args, with_cameras
+
+    cfg = config("detector.name=ultralytics", "detector.weights=yolo11n.pt")
+    plan = Plan(clip=Path("clip.mp4"))
+    args = _ultralytics_track_args(with_cameras(cfg, plan, 2, "baseline"), plan)
+    assert args is not None and str(args["model"]) == "yolo11n.pt" and args["classes"] == [0]
+    assert _ultralytics_track_args(cfg, Plan()) is None  # the scene brings its own boxes
+    nulls = Plan(clip=Path("clip.mp4"), null_detector=4)
+    assert _ultralytics_track_args(with_cameras(cfg, nulls, 2, "baseline"), nulls) is None
