@@ -1,8 +1,17 @@
 """Typed configuration: dataclass defaults <- YAML <- `REIDSTREAM_*` environment <- `key=value`.
 
-A configuration schema is a tree of frozen dataclasses whose fields all have defaults. Leaves are
-declared with `setting(...)`, which carries the help text and the bounds. `load_config` merges four
-layers, later ones winning, and validates every value once, at start-up:
+A configuration schema is a tree of plain frozen dataclasses whose fields all have defaults; it
+imports nothing of this module, so every package declares its own section beside its code. A leaf
+is a `dataclasses.field` whose `metadata` documents and bounds it:
+
+    threshold: float = field(default=0.6, metadata={"ge": -1.0, "le": 1.0, "help": "..."})
+
+    help     what the key does and what raising or lowering it trades (required)
+    ge, gt, le, lt    numeric bounds, applied to each item of a list
+    pattern  a regular expression a string must match in full
+    secret   true for a credential: `dump_config` writes it as `REDACTED`
+
+`load_config` merges four layers, later ones winning, and validates every value once, at start-up:
 
     defaults (the dataclass)        log_level: INFO
       <- YAML file (--config)       kafka: {bootstrap_servers: [broker-1:9092]}
@@ -16,8 +25,8 @@ comma-separated text. Every error names the key, the bad value, where it came fr
 allowed; all errors of one load are reported together.
 
 A field typed `tuple[Section, ...]` (the cameras) is a list of sections: each item is a mapping
-loaded like a small document of its own, and its errors are prefixed with its position. A leaf
-declared ``setting(secret=True)`` (a password) is written as `REDACTED` by `dump_config`.
+loaded like a small document of its own, and its errors are prefixed with its position. A secret
+leaf (a password) is written as `REDACTED` by `dump_config`.
 
 Written here rather than taken from OmegaConf or pydantic-settings: neither is among the project's
 dependencies, and what is needed (Literal choices, numeric bounds, per-layer provenance in the
@@ -51,50 +60,17 @@ __all__ = [
     "describe_config",
     "dump_config",
     "load_config",
-    "setting",
 ]
 
 T = TypeVar("T")
 _NONE_TEXT = frozenset({"", "null", "none", "~"})
+#: The keys a leaf's `metadata` may hold (see the module docstring).
+LEAF_METADATA = frozenset({"help", "ge", "gt", "le", "lt", "pattern", "secret"})
+_BOUNDS = ("ge", "gt", "le", "lt")
 
 
 class ConfigError(ValueError):
     """The configuration cannot be resolved; the message lists every problem found."""
-
-
-def setting(
-    default: Any = dataclasses.MISSING,
-    *,
-    help: str,
-    default_factory: Any = dataclasses.MISSING,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    pattern: str | None = None,
-    secret: bool = False,
-) -> Any:
-    """Declares a configuration leaf: a dataclass field with its help text and bounds.
-
-    Args:
-        default: Default value (or give `default_factory`).
-        help: What the key does and what raising or lowering it trades; shown by
-            ``reidstream config --list``.
-        default_factory: Zero-argument callable producing the default.
-        ge: Inclusive lower bound for numbers.
-        gt: Exclusive lower bound for numbers.
-        le: Inclusive upper bound for numbers.
-        lt: Exclusive upper bound for numbers.
-        pattern: Regular expression a string must match in full.
-        secret: The value is a credential: `dump_config` writes it as ``<redacted>``.
-    """
-    bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt}
-    metadata = {"help": help, "bounds": {k: v for k, v in bounds.items() if v is not None}}
-    if pattern is not None:
-        metadata["pattern"] = pattern
-    if secret:
-        metadata["secret"] = True
-    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -143,8 +119,19 @@ def _leaves(cls: type, prefix: str = "") -> dict[str, _Leaf]:
         if _is_section(tp):
             out.update(_leaves(tp, f"{prefix}{name}."))
         else:
+            _check_metadata(f"{cls.__qualname__}.{name}", fields[name].metadata)
             out[prefix + name] = _Leaf(tp, fields[name])
     return out
+
+
+def _check_metadata(name: str, metadata: Mapping[str, Any]) -> None:
+    """A schema error (a bug, not bad input): a leaf without help, or with an unknown key."""
+    if not isinstance(metadata.get("help"), str) or not metadata["help"]:
+        raise TypeError(f"config leaf {name} has no metadata['help'] saying what it does")
+    if unknown := sorted(set(metadata) - LEAF_METADATA):
+        raise TypeError(
+            f"config leaf {name}: unknown metadata {unknown}; allowed: {sorted(LEAF_METADATA)}"
+        )
 
 
 # ------------------------------------------------------------------------------------ the layers
@@ -426,7 +413,7 @@ def _check_constraints(value: Any, field: dataclasses.Field) -> None:
         "le": (lambda v, b: v <= b, "<="),
         "lt": (lambda v, b: v < b, "<"),
     }
-    bounds = field.metadata.get("bounds", {})
+    bounds = {name: field.metadata[name] for name in _BOUNDS if name in field.metadata}
     pattern = field.metadata.get("pattern")
     for item in value if isinstance(value, (tuple, list)) else (value,):
         if item is None:
@@ -548,7 +535,7 @@ def config_to_dict(cfg: Any, *, redact: bool = False) -> dict[str, Any]:
 def dump_config(cfg: Any, *, redact: bool = True) -> str:
     """The resolved config as YAML that `load_config(path=...)` reads back to an equal config.
 
-    Secret settings (``setting(secret=True)``) are written as `REDACTED` unless `redact` is
+    Secret leaves (``metadata={"secret": True, ...}``) are written as `REDACTED` unless `redact` is
     false, so the file a run leaves beside its outputs holds no credentials.
     """
     return yaml.safe_dump(config_to_dict(cfg, redact=redact), sort_keys=False, allow_unicode=True)

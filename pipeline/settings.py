@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from deploy.engines import list_engines
 from detectors.registry import list_detectors, list_trackers
-from pipeline.config import setting
 from pipeline.stream_settings import (
     CameraConfig,
     DetectStageConfig,
@@ -46,74 +45,103 @@ _TOPIC = r"[A-Za-z0-9._\-]{1,249}"
 class KafkaConfig:
     """Connection to the Kafka cluster that carries identity links and tracklet embeddings."""
 
-    bootstrap_servers: tuple[str, ...] = setting(
-        ("localhost:9092",),
-        pattern=_HOST_PORT,
-        help="Brokers to bootstrap from, as host:port. More than one keeps start-up working "
-        "while a broker is down; the client discovers the rest of the cluster itself.",
+    bootstrap_servers: tuple[str, ...] = field(
+        default=("localhost:9092",),
+        metadata={
+            "pattern": _HOST_PORT,
+            "help": "Brokers to bootstrap from, as host:port. More than one keeps start-up working "
+            "while a broker is down; the client discovers the rest of the cluster itself.",
+        },
     )
-    client_id: str = setting(
-        "reidstream",
-        pattern=r"[A-Za-z0-9._\-]{1,249}",
-        help="Client id sent to the brokers; appears in broker logs and quotas.",
+    client_id: str = field(
+        default="reidstream",
+        metadata={
+            "pattern": r"[A-Za-z0-9._\-]{1,249}",
+            "help": "Client id sent to the brokers; appears in broker logs and quotas.",
+        },
     )
-    request_timeout_ms: int = setting(
-        30_000,
-        ge=1_000,
-        help="How long a request waits for a broker's answer. Lower fails over faster on a dead "
-        "broker; higher tolerates a slow, loaded cluster.",
+    request_timeout_ms: int = field(
+        default=30_000,
+        metadata={
+            "ge": 1_000,
+            "help": "How long a request waits for a broker's answer. Lower fails over faster on a "
+            "dead broker; higher tolerates a slow, loaded cluster.",
+        },
     )
-    links_topic: str = setting(
-        "reidstream.identity_links",
-        pattern=_TOPIC,
-        help="Topic of the identity links (reidstream.identity_link/1), keyed by global id.",
+    links_topic: str = field(
+        default="reidstream.identity_links",
+        metadata={
+            "pattern": _TOPIC,
+            "help": "Topic of the identity links (reidstream.identity_link/1), keyed by global id.",
+        },
     )
-    embeddings_topic: str = setting(
-        "reidstream.tracklet_embeddings",
-        pattern=_TOPIC,
-        help="Topic of the workers' tracklet embeddings (reidstream.tracklet_embedding/1), "
-        "keyed by camera id; one matcher must read all of a site's partitions.",
+    embeddings_topic: str = field(
+        default="reidstream.tracklet_embeddings",
+        metadata={
+            "pattern": _TOPIC,
+            "help": "Topic of the workers' tracklet embeddings (reidstream.tracklet_embedding/1), "
+            "keyed by camera id; one matcher must read all of a site's partitions.",
+        },
     )
-    group_id: str = setting(
-        "reidstream-matcher",
-        pattern=r"[A-Za-z0-9._\-]{1,249}",
-        help="Consumer group of `reidstream matcher` (offsets are committed only after the "
-        "links they produced are acknowledged).",
+    group_id: str = field(
+        default="reidstream-matcher",
+        metadata={
+            "pattern": r"[A-Za-z0-9._\-]{1,249}",
+            "help": "Consumer group of `reidstream matcher` (offsets are committed only after the "
+            "links they produced are acknowledged).",
+        },
     )
-    max_poll_interval_ms: int = setting(
-        300_000,
-        ge=1_000,
-        help="Consumer group rebalance timeout of `reidstream matcher` and `consume --group`: "
-        "a member silent this long is replaced. Tansu, the local test broker, completes a "
-        "group join only when it expires: set 2000-3000 there.",
+    max_poll_interval_ms: int = field(
+        default=300_000,
+        metadata={
+            "ge": 1_000,
+            "help": "Consumer group rebalance timeout of `reidstream matcher` and `consume "
+            "--group`: a member silent this long is replaced. Tansu, the local test broker, "
+            "completes a group join only when it expires: set 2000-3000 there.",
+        },
     )
-    linger_ms: int = setting(
-        5,
-        ge=0,
-        help="How long the producer waits to fill a batch; higher sends fewer, larger requests "
-        "at the cost of latency.",
+    linger_ms: int = field(
+        default=5,
+        metadata={
+            "ge": 0,
+            "help": "How long the producer waits to fill a batch; higher sends fewer, larger "
+            "requests at the cost of latency.",
+        },
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
-        "PLAINTEXT", help="How clients talk to the brokers (passed to kafka-python)."
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = field(
+        default="PLAINTEXT",
+        metadata={"help": "How clients talk to the brokers (passed to kafka-python)."},
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = (
-        setting(None, help="SASL mechanism, with a SASL_* security_protocol.")
+        field(default=None, metadata={"help": "SASL mechanism, with a SASL_* security_protocol."})
     )
-    sasl_plain_username: str | None = setting(None, help="SASL PLAIN/SCRAM user name.")
-    sasl_plain_password: str | None = setting(
-        None,
-        secret=True,
-        help="SASL PLAIN/SCRAM password; give it in the environment "
-        "(REIDSTREAM_KAFKA__SASL_PLAIN_PASSWORD) rather than a file. Never written out.",
+    sasl_plain_username: str | None = field(
+        default=None, metadata={"help": "SASL PLAIN/SCRAM user name."}
     )
-    ssl_cafile: Path | None = setting(None, help="CA certificate file to verify brokers with.")
-    ssl_certfile: Path | None = setting(None, help="Client certificate file (mutual TLS).")
-    ssl_keyfile: Path | None = setting(None, help="Client private key file (mutual TLS).")
-    ssl_password: str | None = setting(
-        None, secret=True, help="Password of ssl_keyfile. Never written out."
+    sasl_plain_password: str | None = field(
+        default=None,
+        metadata={
+            "secret": True,
+            "help": "SASL PLAIN/SCRAM password; give it in the environment "
+            "(REIDSTREAM_KAFKA__SASL_PLAIN_PASSWORD) rather than a file. Never written out.",
+        },
     )
-    ssl_check_hostname: bool = setting(
-        True, help="Check that the broker's certificate names the host connected to."
+    ssl_cafile: Path | None = field(
+        default=None, metadata={"help": "CA certificate file to verify brokers with."}
+    )
+    ssl_certfile: Path | None = field(
+        default=None, metadata={"help": "Client certificate file (mutual TLS)."}
+    )
+    ssl_keyfile: Path | None = field(
+        default=None, metadata={"help": "Client private key file (mutual TLS)."}
+    )
+    ssl_password: str | None = field(
+        default=None,
+        metadata={"secret": True, "help": "Password of ssl_keyfile. Never written out."},
+    )
+    ssl_check_hostname: bool = field(
+        default=True,
+        metadata={"help": "Check that the broker's certificate names the host connected to."},
     )
 
     def __post_init__(self) -> None:
@@ -161,48 +189,64 @@ _WEIGHTED_DETECTORS = ("onnx-yolo", "ultralytics")
 class DetectorConfig:
     """The person detector run on every frame (see `detectors.create_detector`)."""
 
-    name: str = setting(
-        "onnx-yolo",
-        help="Detector backend: 'onnx-yolo' (a YOLOv5 or YOLOv8/11 ONNX export run by ONNX "
-        "Runtime), 'ultralytics' (any Ultralytics YOLO .pt, exported .onnx or TensorRT .engine) "
-        "or 'hog' (OpenCV's HOG people detector: no weights, CPU, far less accurate).",
+    name: str = field(
+        default="onnx-yolo",
+        metadata={
+            "help": "Detector backend: 'onnx-yolo' (a YOLOv5 or YOLOv8/11 ONNX export run by ONNX "
+            "Runtime), 'ultralytics' (any Ultralytics YOLO .pt, exported .onnx or TensorRT "
+            ".engine) or 'hog' (OpenCV's HOG people detector: no weights, CPU, far less "
+            "accurate)."
+        },
     )
-    weights: Path | None = setting(
-        None,
-        help="Path to the detector's weights file; required by onnx-yolo and ultralytics, "
-        "refused by hog. Nothing is ever downloaded.",
+    weights: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Path to the detector's weights file; required by onnx-yolo and ultralytics, "
+            "refused by hog. Nothing is ever downloaded."
+        },
     )
-    confidence: float = setting(
-        0.1,
-        ge=0.0,
-        le=1.0,
-        help="Boxes scoring at or below this are dropped. Keep it at or below "
-        "tracker.track_low_thresh: ByteTrack's second association uses the low-score boxes to "
-        "keep occluded people tracked.",
+    confidence: float = field(
+        default=0.1,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Boxes scoring at or below this are dropped. Keep it at or below "
+            "tracker.track_low_thresh: ByteTrack's second association uses the low-score boxes to "
+            "keep occluded people tracked.",
+        },
     )
-    iou: float = setting(
-        0.7,
-        gt=0.0,
-        le=1.0,
-        help="NMS IoU threshold: of two same-class boxes overlapping more than this, the "
-        "lower-scored is dropped. Lower merges people standing close; higher keeps duplicates.",
+    iou: float = field(
+        default=0.7,
+        metadata={
+            "gt": 0.0,
+            "le": 1.0,
+            "help": "NMS IoU threshold: of two same-class boxes overlapping more than this, the "
+            "lower-scored is dropped. Lower merges people standing close; higher keeps duplicates.",
+        },
     )
-    input_size: int | None = setting(
-        None,
-        ge=32,
-        help="Network input side in pixels (YOLO: multiple of 32, default 640 or the export's "
-        "fixed size; HOG: longer side the frame is resized to, default 800). Larger finds "
-        "smaller people at quadratic cost.",
+    input_size: int | None = field(
+        default=None,
+        metadata={
+            "ge": 32,
+            "help": "Network input side in pixels (YOLO: multiple of 32, default 640 or the "
+            "export's fixed size; HOG: longer side the frame is resized to, default 800). Larger "
+            "finds smaller people at quadratic cost.",
+        },
     )
-    classes: tuple[int, ...] = setting(
-        (0,), ge=0, help="Class ids kept (COCO: 0 = person). HOG knows person only."
+    classes: tuple[int, ...] = field(
+        default=(0,),
+        metadata={"ge": 0, "help": "Class ids kept (COCO: 0 = person). HOG knows person only."},
     )
-    max_detections: int = setting(300, ge=1, help="Most boxes kept per frame.")
-    onnx_layout: Literal["auto", "yolov5", "yolov8"] = setting(
-        "auto",
-        help="Output layout of an onnx-yolo model: 'auto' reads it from the output shape and "
-        "the export's metadata; force 'yolov5' (N, boxes, 5+classes) or 'yolov8' "
-        "(N, 4+classes, boxes) if auto guesses wrong.",
+    max_detections: int = field(
+        default=300, metadata={"ge": 1, "help": "Most boxes kept per frame."}
+    )
+    onnx_layout: Literal["auto", "yolov5", "yolov8"] = field(
+        default="auto",
+        metadata={
+            "help": "Output layout of an onnx-yolo model: 'auto' reads it from the output shape "
+            "and the export's metadata; force 'yolov5' (N, boxes, 5+classes) or 'yolov8' (N, "
+            "4+classes, boxes) if auto guesses wrong."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -262,74 +306,98 @@ class TrackerConfig:
     The defaults are those of Ultralytics' `cfg/trackers/bytetrack.yaml` and `botsort.yaml`.
     """
 
-    name: str = setting(
-        "bytetrack",
-        help="Tracker: 'bytetrack' (motion only, fastest) or 'botsort' (adds camera-motion "
-        "compensation and optional appearance matching).",
+    name: str = field(
+        default="bytetrack",
+        metadata={
+            "help": "Tracker: 'bytetrack' (motion only, fastest) or 'botsort' (adds camera-motion "
+            "compensation and optional appearance matching)."
+        },
     )
-    track_high_thresh: float = setting(
-        0.25,
-        ge=0.0,
-        le=1.0,
-        help="Boxes scoring at least this take part in the first association; raise for "
-        "cleaner tracks, lower to keep more people.",
+    track_high_thresh: float = field(
+        default=0.25,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Boxes scoring at least this take part in the first association; raise for "
+            "cleaner tracks, lower to keep more people.",
+        },
     )
-    track_low_thresh: float = setting(
-        0.1,
-        ge=0.0,
-        le=1.0,
-        help="Boxes above this (below track_high_thresh) take part in the second, IoU-only "
-        "association that keeps partly occluded people tracked.",
+    track_low_thresh: float = field(
+        default=0.1,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Boxes above this (below track_high_thresh) take part in the second, IoU-only "
+            "association that keeps partly occluded people tracked.",
+        },
     )
-    new_track_thresh: float = setting(
-        0.25,
-        ge=0.0,
-        le=1.0,
-        help="An unmatched box starts a new track only if it scores this much; higher means "
-        "fewer false tracks, later starts.",
+    new_track_thresh: float = field(
+        default=0.25,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "An unmatched box starts a new track only if it scores this much; higher means "
+            "fewer false tracks, later starts.",
+        },
     )
-    track_buffer: int = setting(
-        30,
-        ge=1,
-        help="Frames a lost track is kept to be found again (30 = 3 s at 10 fps). Longer "
-        "bridges longer occlusions but risks giving an old id to someone else.",
+    track_buffer: int = field(
+        default=30,
+        metadata={
+            "ge": 1,
+            "help": "Frames a lost track is kept to be found again (30 = 3 s at 10 fps). Longer "
+            "bridges longer occlusions but risks giving an old id to someone else.",
+        },
     )
-    match_thresh: float = setting(
-        0.8,
-        ge=0.0,
-        le=1.0,
-        help="Largest association cost (1 - IoU, fused with the score) accepted; higher "
-        "matches more loosely.",
+    match_thresh: float = field(
+        default=0.8,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Largest association cost (1 - IoU, fused with the score) accepted; higher "
+            "matches more loosely.",
+        },
     )
-    fuse_score: bool = setting(
-        True, help="Fuse the detection score into the IoU cost of the first association."
+    fuse_score: bool = field(
+        default=True,
+        metadata={"help": "Fuse the detection score into the IoU cost of the first association."},
     )
-    gmc_method: Literal["sparseOptFlow", "orb", "sift", "ecc", "none"] = setting(
-        "sparseOptFlow",
-        help="botsort only: global motion compensation between frames. Helps a moving or "
-        "shaking camera; 'none' saves its CPU cost on fixed cameras.",
+    gmc_method: Literal["sparseOptFlow", "orb", "sift", "ecc", "none"] = field(
+        default="sparseOptFlow",
+        metadata={
+            "help": "botsort only: global motion compensation between frames. Helps a moving or "
+            "shaking camera; 'none' saves its CPU cost on fixed cameras."
+        },
     )
-    proximity_thresh: float = setting(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        help="botsort only: smallest IoU for a track and a box to be compared by appearance.",
+    proximity_thresh: float = field(
+        default=0.5,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "botsort only: smallest IoU for a track and a box to be compared by "
+            "appearance.",
+        },
     )
-    appearance_thresh: float = setting(
-        0.8,
-        ge=0.0,
-        le=1.0,
-        help="botsort only: smallest appearance similarity accepted when with_reid is on; "
-        "raise to avoid identity swaps.",
+    appearance_thresh: float = field(
+        default=0.8,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "botsort only: smallest appearance similarity accepted when with_reid is on; "
+            "raise to avoid identity swaps.",
+        },
     )
-    with_reid: bool = setting(
-        False,
-        help="botsort only: also match by appearance, with tracker.reid_model (costs one ReID "
-        "inference per box).",
+    with_reid: bool = field(
+        default=False,
+        metadata={
+            "help": "botsort only: also match by appearance, with tracker.reid_model (costs one "
+            "ReID inference per box)."
+        },
     )
-    reid_model: Path | None = setting(
-        None,
-        help="botsort only: ReID model file Ultralytics can load, required by with_reid.",
+    reid_model: Path | None = field(
+        default=None,
+        metadata={
+            "help": "botsort only: ReID model file Ultralytics can load, required by with_reid."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -365,21 +433,28 @@ class TrackerConfig:
 class TrackCommandConfig:
     """Outputs of `reidstream track` (detection and tracking of one video file)."""
 
-    out_dir: Path = setting(
-        Path("runs/track"),
-        help="Folder for <video>.txt (MOTChallenge results), <video>.mp4 and "
-        "<video>.config.yaml (this configuration, resolved).",
+    out_dir: Path = field(
+        default=Path("runs/track"),
+        metadata={
+            "help": "Folder for <video>.txt (MOTChallenge results), <video>.mp4 and "
+            "<video>.config.yaml (this configuration, resolved)."
+        },
     )
-    save_video: bool = setting(False, help="Also write the video with the tracks drawn on it.")
-    batch_size: int = setting(
-        1,
-        ge=1,
-        le=64,
-        help="Consecutive frames per detector call. Larger batches pay off on a GPU; on a CPU "
-        "they mostly add latency.",
+    save_video: bool = field(
+        default=False, metadata={"help": "Also write the video with the tracks drawn on it."}
     )
-    max_frames: int | None = setting(
-        None, ge=1, help="Stop after this many frames (default: the whole video)."
+    batch_size: int = field(
+        default=1,
+        metadata={
+            "ge": 1,
+            "le": 64,
+            "help": "Consecutive frames per detector call. Larger batches pay off on a GPU; on a "
+            "CPU they mostly add latency.",
+        },
+    )
+    max_frames: int | None = field(
+        default=None,
+        metadata={"ge": 1, "help": "Stop after this many frames (default: the whole video)."},
     )
 
 
@@ -387,44 +462,58 @@ class TrackCommandConfig:
 class TensorRTConfig:
     """How the tensorrt engine builds its plan from the exported ONNX graph."""
 
-    workspace_gib: float = setting(
-        4.0,
-        gt=0.0,
-        help="Scratch GPU memory (GiB) the builder may give one layer. More lets it pick faster "
-        "tactics; less leaves room for other processes on the GPU.",
+    workspace_gib: float = field(
+        default=4.0,
+        metadata={
+            "gt": 0.0,
+            "help": "Scratch GPU memory (GiB) the builder may give one layer. More lets it pick "
+            "faster tactics; less leaves room for other processes on the GPU.",
+        },
     )
-    min_batch: int = setting(
-        1,
-        ge=1,
-        help="Smallest batch of the optimisation profile; batches below it are refused.",
+    min_batch: int = field(
+        default=1,
+        metadata={
+            "ge": 1,
+            "help": "Smallest batch of the optimisation profile; batches below it are refused.",
+        },
     )
-    opt_batch: int = setting(
-        16,
-        ge=1,
-        help="Batch the kernels are tuned for; set it to the typical batch the stage forms "
-        "(cameras x people in view). Other batches run, a little slower.",
+    opt_batch: int = field(
+        default=16,
+        metadata={
+            "ge": 1,
+            "help": "Batch the kernels are tuned for; set it to the typical batch the stage forms "
+            "(cameras x people in view). Other batches run, a little slower.",
+        },
     )
-    max_batch: int | None = setting(
-        None,
-        ge=1,
-        help="Largest batch of the profile (default: reid.max_batch). Larger accepts bigger "
-        "batches at the cost of build time and activation memory.",
+    max_batch: int | None = field(
+        default=None,
+        metadata={
+            "ge": 1,
+            "help": "Largest batch of the profile (default: reid.max_batch). Larger accepts bigger "
+            "batches at the cost of build time and activation memory.",
+        },
     )
-    cache_dir: Path | None = setting(
-        None,
-        help="Folder of built plans, keyed by model file, GPU and options (default: "
-        "~/.cache/reidstream/engines). A build takes minutes; the cache makes restarts instant.",
+    cache_dir: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of built plans, keyed by model file, GPU and options (default: "
+            "~/.cache/reidstream/engines). A build takes minutes; the cache makes restarts instant."
+        },
     )
-    calibration_dir: Path | None = setting(
-        None,
-        help="Folder of sample clips for int8 entropy calibration; required by "
-        "reid.precision=int8. Clips from the deployment's own cameras calibrate best.",
+    calibration_dir: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of sample clips for int8 entropy calibration; required by "
+            "reid.precision=int8. Clips from the deployment's own cameras calibrate best."
+        },
     )
-    calibration_batches: int = setting(
-        32,
-        ge=1,
-        help="Most calibration batches read. More gives steadier int8 ranges at the cost of "
-        "a longer build.",
+    calibration_batches: int = field(
+        default=32,
+        metadata={
+            "ge": 1,
+            "help": "Most calibration batches read. More gives steadier int8 ranges at the cost of "
+            "a longer build.",
+        },
     )
 
     def __post_init__(self) -> None:
@@ -450,73 +539,95 @@ _ONNX_ENGINES = ("onnxruntime", "tensorrt", "external-onnx")
 class ReidEngineConfig:
     """The video ReID model and the engine that runs it (see `deploy.engines.create_engine`)."""
 
-    engine: str = setting(
-        "auto",
-        help="Runtime: 'torch' (PyTorch, eager or compiled), 'onnxruntime' (an exported graph), "
-        "'tensorrt' (a TensorRT plan built from the graph; NVIDIA GPUs, fastest), "
-        "'external-onnx' (an image ReID ONNX model such as OSNet, applied per frame and "
-        "averaged) or 'auto' (the fastest installed one that has what it needs: tensorrt > "
-        "onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU).",
+    engine: str = field(
+        default="auto",
+        metadata={
+            "help": "Runtime: 'torch' (PyTorch, eager or compiled), 'onnxruntime' (an exported "
+            "graph), 'tensorrt' (a TensorRT plan built from the graph; NVIDIA GPUs, fastest), "
+            "'external-onnx' (an image ReID ONNX model such as OSNet, applied per frame and "
+            "averaged) or 'auto' (the fastest installed one that has what it needs: tensorrt > "
+            "onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU)."
+        },
     )
-    model: str | None = setting(
-        None,
-        help="Registered video ReID model (e.g. ap3d_r50). Must match checkpoint and "
-        "onnx_path; none for external-onnx. Default none: the model a `reidstream train` "
-        "checkpoint names, and with no checkpoint or ONNX file either, the bundled model "
-        "trained on the synthetic people (for the demo; it knows nothing of real footage).",
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Registered video ReID model (e.g. ap3d_r50). Must match checkpoint and "
+            "onnx_path; none for external-onnx. Default none: the model a `reidstream train` "
+            "checkpoint names, and with no checkpoint or ONNX file either, the bundled model "
+            "trained on the synthetic people (for the demo; it knows nothing of real footage)."
+        },
     )
-    checkpoint: Path | None = setting(
-        None,
-        help="Trained weights of `model` for the torch engine (a reidstream checkpoint or a "
-        "state dict). Without one the network is untrained and its embeddings are useless.",
+    checkpoint: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Trained weights of `model` for the torch engine (a reidstream checkpoint or a "
+            "state dict). Without one the network is untrained and its embeddings are useless."
+        },
     )
-    onnx_path: Path | None = setting(
-        None,
-        help="Exported graph (reidstream export; its .json sidecar beside it) for onnxruntime "
-        "and tensorrt, or the image ReID model for external-onnx.",
+    onnx_path: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Exported graph (reidstream export; its .json sidecar beside it) for "
+            "onnxruntime and tensorrt, or the image ReID model for external-onnx."
+        },
     )
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = setting(
-        "fp32",
-        help="Arithmetic precision. fp16/bf16 roughly double GPU throughput for a cosine "
-        "change below 1e-3; int8 (tensorrt only, needs calibration) is faster again but "
-        "costs accuracy. On a CPU keep fp32.",
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = field(
+        default="fp32",
+        metadata={
+            "help": "Arithmetic precision. fp16/bf16 roughly double GPU throughput for a cosine "
+            "change below 1e-3; int8 (tensorrt only, needs calibration) is faster again but "
+            "costs accuracy. On a CPU keep fp32."
+        },
     )
-    device: str = setting(
-        "auto",
-        pattern=r"auto|cpu|cuda(:\d+)?",
-        help="Device of the ReID engine; 'auto' follows the top-level device.",
+    device: str = field(
+        default="auto",
+        metadata={
+            "pattern": r"auto|cpu|cuda(:\d+)?",
+            "help": "Device of the ReID engine; 'auto' follows the top-level device.",
+        },
     )
-    max_batch: int = setting(
-        32,
-        ge=1,
-        le=1024,
-        help="Most clips per engine call; larger batches raise GPU throughput but also the "
-        "latency of each batch and the memory it needs.",
+    max_batch: int = field(
+        default=32,
+        metadata={
+            "ge": 1,
+            "le": 1024,
+            "help": "Most clips per engine call; larger batches raise GPU throughput but also the "
+            "latency of each batch and the memory it needs.",
+        },
     )
-    compile: bool = setting(
-        False,
-        help="torch engine: wrap the model in torch.compile. Faster steady state on GPU "
-        "(CUDA graphs with compile_mode=reduce-overhead); each batch-size bucket compiles on "
-        "first use, which takes tens of seconds.",
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch engine: wrap the model in torch.compile. Faster steady state on GPU "
+            "(CUDA graphs with compile_mode=reduce-overhead); each batch-size bucket compiles on "
+            "first use, which takes tens of seconds."
+        },
     )
     compile_mode: Literal[
         "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
-    ] = setting(
-        "reduce-overhead",
-        help="torch.compile mode: 'reduce-overhead' adds CUDA graphs (least launch overhead, "
-        "more GPU memory), 'max-autotune' also benchmarks kernels (slowest start), 'default' "
-        "compiles fastest.",
+    ] = field(
+        default="reduce-overhead",
+        metadata={
+            "help": "torch.compile mode: 'reduce-overhead' adds CUDA graphs (least launch "
+            "overhead, more GPU memory), 'max-autotune' also benchmarks kernels (slowest start), "
+            "'default' compiles fastest."
+        },
     )
-    channels_last: bool = setting(
-        False,
-        help="torch engine: channels-last memory layout; usually faster with fp16/bf16 on "
-        "tensor-core GPUs, often slower on CPUs.",
+    channels_last: bool = field(
+        default=False,
+        metadata={
+            "help": "torch engine: channels-last memory layout; usually faster with fp16/bf16 on "
+            "tensor-core GPUs, often slower on CPUs."
+        },
     )
-    intra_op_threads: int = setting(
-        0,
-        ge=0,
-        help="onnxruntime and external-onnx: CPU threads per session (0: one per core). Lower "
-        "it when several engines or processes share the CPU.",
+    intra_op_threads: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "onnxruntime and external-onnx: CPU threads per session (0: one per core). "
+            "Lower it when several engines or processes share the CPU.",
+        },
     )
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
@@ -587,24 +698,28 @@ class ReidEngineConfig:
 class ReidstreamConfig:
     """Root of the configuration tree."""
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
-        "INFO", help="Least severe log level printed."
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = field(
+        default="INFO", metadata={"help": "Least severe log level printed."}
     )
-    device: str = setting(
-        "auto",
-        pattern=r"auto|cpu|cuda(:\d+)?",
-        help="Torch device for the models: 'auto' takes the first CUDA device when there is one, "
-        "else the CPU.",
+    device: str = field(
+        default="auto",
+        metadata={
+            "pattern": r"auto|cpu|cuda(:\d+)?",
+            "help": "Torch device for the models: 'auto' takes the first CUDA device when there "
+            "is one, else the CPU.",
+        },
     )
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     track: TrackCommandConfig = field(default_factory=TrackCommandConfig)
     reid: ReidEngineConfig = field(default_factory=ReidEngineConfig)
-    cameras: tuple[CameraConfig, ...] = setting(
-        (),
-        help="The cameras, each {id, uri, live, replay, loop, fps} (see cameras[].*). None: "
-        "the synthetic multi-camera scene of synthetic.* is the source.",
+    cameras: tuple[CameraConfig, ...] = field(
+        default=(),
+        metadata={
+            "help": "The cameras, each {id, uri, live, replay, loop, fps} (see cameras[].*). None: "
+            "the synthetic multi-camera scene of synthetic.* is the source."
+        },
     )
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.config import setting
-
 __all__ = [
     "DataSettings",
     "EvalSettings",
@@ -42,27 +40,36 @@ ENV_PREFIX = "REIDSTREAM_TRAIN_"
 class ModelSettings:
     """The network to train (see `reid_models.create_model`)."""
 
-    name: str = setting(
-        "c2d_r50",
-        help="Registered model name (reid_models.list_models()). Deeper and temporal models "
-        "cost more memory and time per clip.",
+    name: str = field(
+        default="c2d_r50",
+        metadata={
+            "help": "Registered model name (reid_models.list_models()). Deeper and temporal models "
+            "cost more memory and time per clip."
+        },
     )
-    overrides: dict[str, Any] = setting(
+    overrides: dict[str, Any] = field(
         default_factory=dict,
-        help="Builder arguments, e.g. {variant: B} for p3d_r50 or {stream: temporal} for m3d_r50; "
-        "they change the architecture, so a checkpoint only loads into the same overrides.",
+        metadata={
+            "help": "Builder arguments, e.g. {variant: B} for p3d_r50 or {stream: temporal} for "
+            "m3d_r50; they change the architecture, so a checkpoint only loads into the same "
+            "overrides."
+        },
     )
-    pretrained: Path | None = setting(
-        None,
-        help="Initial weights (a torchvision ResNet / C3D state dict, or a checkpoint of this "
-        "model). None trains from random init: far lower accuracy on real data, fine on "
-        "synthetic data.",
+    pretrained: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Initial weights (a torchvision ResNet / C3D state dict, or a checkpoint of "
+            "this model). None trains from random init: far lower accuracy on real data, fine on "
+            "synthetic data."
+        },
     )
-    num_classes: int | None = setting(
-        None,
-        ge=0,
-        help="Classifier outputs. Null derives it from the training split's identity count "
-        "(the resolved config records the number); set it only to match a checkpoint.",
+    num_classes: int | None = field(
+        default=None,
+        metadata={
+            "ge": 0,
+            "help": "Classifier outputs. Null derives it from the training split's identity count "
+            "(the resolved config records the number); set it only to match a checkpoint.",
+        },
     )
 
     def __post_init__(self) -> None:
@@ -76,84 +83,116 @@ class ModelSettings:
 class DataSettings:
     """The dataset and the training input pipeline (see `trainers.data.build_train_loader`)."""
 
-    name: str = setting(
-        "mars",
-        help="Dataset reader: mars, ilidsvid, prid2011, dukemtmc_videoreid or lsvid (the "
-        "synthetic generator writes MARS format, read with 'mars').",
+    name: str = field(
+        default="mars",
+        metadata={
+            "help": "Dataset reader: mars, ilidsvid, prid2011, dukemtmc_videoreid or lsvid (the "
+            "synthetic generator writes MARS format, read with 'mars')."
+        },
     )
-    root: Path = setting(
-        Path("datasets/mars"),
-        help="Folder holding the dataset in its official layout; nothing is downloaded.",
+    root: Path = field(
+        default=Path("datasets/mars"),
+        metadata={
+            "help": "Folder holding the dataset in its official layout; nothing is downloaded."
+        },
     )
-    split_id: int = setting(
-        0,
-        ge=0,
-        help="Which of the 10 random identity splits (prid2011, ilidsvid); the others have one. "
-        "Each split needs its own training run; `reidstream eval --all-splits` averages them.",
+    split_id: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "Which of the 10 random identity splits (prid2011, ilidsvid); the others have "
+            "one. Each split needs its own training run; `reidstream eval --all-splits` averages "
+            "them.",
+        },
     )
-    options: dict[str, Any] = setting(
+    options: dict[str, Any] = field(
         default_factory=dict,
-        help="Extra reader options passed to create_dataset (e.g. dense training chunks); "
-        "they change how many training units an epoch holds.",
+        metadata={
+            "help": "Extra reader options passed to create_dataset (e.g. dense training chunks); "
+            "they change how many training units an epoch holds."
+        },
     )
-    input_size: tuple[int, int] | None = setting(
-        None,
-        ge=8,
-        help="(H, W) frames are resized to; null = the model's input_size (256x128 for most). "
-        "Smaller is quadratically cheaper and less accurate.",
+    input_size: tuple[int, int] | None = field(
+        default=None,
+        metadata={
+            "ge": 8,
+            "help": "(H, W) frames are resized to; null = the model's input_size (256x128 for "
+            "most). Smaller is quadratically cheaper and less accurate.",
+        },
     )
-    clip_len: int | None = setting(
-        None,
-        ge=1,
-        help="Frames per training clip; null = the model's train_clip_len. Longer clips see "
-        "more motion at proportional cost and fewer clips per batch in the same memory.",
+    clip_len: int | None = field(
+        default=None,
+        metadata={
+            "ge": 1,
+            "help": "Frames per training clip; null = the model's train_clip_len. Longer clips see "
+            "more motion at proportional cost and fewer clips per batch in the same memory.",
+        },
     )
-    sampling: Literal["stride", "consecutive"] | None = setting(
-        None,
-        help="How a training clip is drawn from a tracklet; null = the model's train_sampling "
-        "('stride': frames `stride` apart, 'consecutive': adjacent frames).",
+    sampling: Literal["stride", "consecutive"] | None = field(
+        default=None,
+        metadata={
+            "help": "How a training clip is drawn from a tracklet; null = the model's "
+            "train_sampling ('stride': frames `stride` apart, 'consecutive': adjacent frames)."
+        },
     )
-    stride: int | None = setting(
-        None,
-        ge=1,
-        help="Frame step of 'stride' sampling; null = the model's train_stride. Larger spans "
-        "more time per clip but makes neighbouring frames less alike.",
+    stride: int | None = field(
+        default=None,
+        metadata={
+            "ge": 1,
+            "help": "Frame step of 'stride' sampling; null = the model's train_stride. Larger "
+            "spans more time per clip but makes neighbouring frames less alike.",
+        },
     )
-    batch_size: int = setting(
-        32,
-        ge=1,
-        help="Clips per batch in each process (under torchrun the global batch is this times "
-        "the number of processes). Larger batches steady BatchNorm and give the triplet loss "
-        "more negatives, at the cost of memory.",
+    batch_size: int = field(
+        default=32,
+        metadata={
+            "ge": 1,
+            "help": "Clips per batch in each process (under torchrun the global batch is this "
+            "times the number of processes). Larger batches steady BatchNorm and give the triplet "
+            "loss more negatives, at the cost of memory.",
+        },
     )
-    instances_per_identity: int = setting(
-        4,
-        ge=0,
-        help="K of the P x K sampler: clips per identity in a batch (P = batch_size / K), the "
-        "triplet loss's positives. 0 draws tracklets at random without identity balance (GLTR, "
-        "M3D, PersonVLAD, which use no triplet loss).",
+    instances_per_identity: int = field(
+        default=4,
+        metadata={
+            "ge": 0,
+            "help": "K of the P x K sampler: clips per identity in a batch (P = batch_size / K), "
+            "the triplet loss's positives. 0 draws tracklets at random without identity balance "
+            "(GLTR, M3D, PersonVLAD, which use no triplet loss).",
+        },
     )
-    workers: int = setting(
-        4,
-        ge=0,
-        help="Loader worker processes decoding frames; 0 decodes in the training process "
-        "(slower, simplest to debug).",
+    workers: int = field(
+        default=4,
+        metadata={
+            "ge": 0,
+            "help": "Loader worker processes decoding frames; 0 decodes in the training process "
+            "(slower, simplest to debug).",
+        },
     )
-    flip: float = setting(
-        0.5, ge=0.0, le=1.0, help="Probability of a horizontal flip (one decision per clip)."
+    flip: float = field(
+        default=0.5,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Probability of a horizontal flip (one decision per clip).",
+        },
     )
-    random_erasing: float = setting(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        help="Probability of random erasing per clip; regularises against occlusion, none of "
-        "the five papers uses it.",
+    random_erasing: float = field(
+        default=0.0,
+        metadata={
+            "ge": 0.0,
+            "le": 1.0,
+            "help": "Probability of random erasing per clip; regularises against occlusion, none "
+            "of the five papers uses it.",
+        },
     )
-    pad: int = setting(
-        0,
-        ge=0,
-        help="Pixels of padding before a random crop back to input size (0: no crop). A "
-        "translation augmentation; the papers mostly use none.",
+    pad: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "Pixels of padding before a random crop back to input size (0: no crop). A "
+            "translation augmentation; the papers mostly use none.",
+        },
     )
 
     def __post_init__(self) -> None:
@@ -167,44 +206,66 @@ class DataSettings:
 class LossSettings:
     """The training objective (see `trainers.losses.ReIDLoss`); a weight of 0 drops a term."""
 
-    ce: float = setting(
-        1.0, ge=0.0, help="Weight of identity cross-entropy (on every classifier of the model)."
+    ce: float = field(
+        default=1.0,
+        metadata={
+            "ge": 0.0,
+            "help": "Weight of identity cross-entropy (on every classifier of the model).",
+        },
     )
-    triplet: float = setting(
-        1.0,
-        ge=0.0,
-        help="Weight of the batch-hard triplet loss; needs data.instances_per_identity >= 2.",
+    triplet: float = field(
+        default=1.0,
+        metadata={
+            "ge": 0.0,
+            "help": "Weight of the batch-hard triplet loss; needs data.instances_per_identity >= "
+            "2.",
+        },
     )
-    oim: float = setting(
-        0.0, ge=0.0, help="Weight of the OIM loss (PersonVLAD's only loss; no classifier)."
+    oim: float = field(
+        default=0.0,
+        metadata={
+            "ge": 0.0,
+            "help": "Weight of the OIM loss (PersonVLAD's only loss; no classifier).",
+        },
     )
-    label_smoothing: float = setting(
-        0.0,
-        ge=0.0,
-        lt=1.0,
-        help="Label-smoothing epsilon of the cross-entropy; 0.1 regularises an overconfident "
-        "classifier, 0 is plain CE.",
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={
+            "ge": 0.0,
+            "lt": 1.0,
+            "help": "Label-smoothing epsilon of the cross-entropy; 0.1 regularises an "
+            "overconfident classifier, 0 is plain CE.",
+        },
     )
-    margin: float = setting(
-        0.3,
-        gt=0.0,
-        help="Triplet margin: larger pushes negatives further, harder to satisfy.",
+    margin: float = field(
+        default=0.3,
+        metadata={
+            "gt": 0.0,
+            "help": "Triplet margin: larger pushes negatives further, harder to satisfy.",
+        },
     )
-    distance: Literal["euclidean", "cosine"] = setting(
-        "euclidean",
-        help="Distance of the triplet loss; 'cosine' matches a cosine-ranked embedding (AP3D).",
+    distance: Literal["euclidean", "cosine"] = field(
+        default="euclidean",
+        metadata={
+            "help": "Distance of the triplet loss; 'cosine' matches a cosine-ranked embedding "
+            "(AP3D)."
+        },
     )
-    oim_scalar: float = setting(
-        10.0,
-        gt=0.0,
-        help="OIM logit scale (1 / temperature): larger makes the softmax sharper.",
+    oim_scalar: float = field(
+        default=10.0,
+        metadata={
+            "gt": 0.0,
+            "help": "OIM logit scale (1 / temperature): larger makes the softmax sharper.",
+        },
     )
-    oim_momentum: float = setting(
-        0.5,
-        ge=0.0,
-        lt=1.0,
-        help="OIM lookup-table momentum: higher keeps identity prototypes steadier, slower to "
-        "follow the network.",
+    oim_momentum: float = field(
+        default=0.5,
+        metadata={
+            "ge": 0.0,
+            "lt": 1.0,
+            "help": "OIM lookup-table momentum: higher keeps identity prototypes steadier, slower "
+            "to follow the network.",
+        },
     )
 
     def __post_init__(self) -> None:
@@ -216,21 +277,33 @@ class LossSettings:
 class OptimSettings:
     """The optimizer (see `trainers.optim.build_optimizer`)."""
 
-    name: Literal["adam", "sgd"] = setting("adam", help="Optimizer: 'adam' or 'sgd'.")
-    lr: float = setting(
-        3e-4,
-        gt=0.0,
-        help="Base learning rate: higher learns faster and risks divergence.",
+    name: Literal["adam", "sgd"] = field(
+        default="adam", metadata={"help": "Optimizer: 'adam' or 'sgd'."}
     )
-    weight_decay: float = setting(
-        5e-4, ge=0.0, help="Coupled L2 weight decay: more regularises, too much underfits."
+    lr: float = field(
+        default=3e-4,
+        metadata={
+            "gt": 0.0,
+            "help": "Base learning rate: higher learns faster and risks divergence.",
+        },
     )
-    momentum: float = setting(0.9, ge=0.0, lt=1.0, help="SGD momentum (ignored by Adam).")
-    backbone_lr_mult: float = setting(
-        1.0,
-        gt=0.0,
-        help="Learning-rate factor of the pretrained backbone relative to the new layers; "
-        "below 1 protects pretrained features (M3D's code trains the head at 10x).",
+    weight_decay: float = field(
+        default=5e-4,
+        metadata={
+            "ge": 0.0,
+            "help": "Coupled L2 weight decay: more regularises, too much underfits.",
+        },
+    )
+    momentum: float = field(
+        default=0.9, metadata={"ge": 0.0, "lt": 1.0, "help": "SGD momentum (ignored by Adam)."}
+    )
+    backbone_lr_mult: float = field(
+        default=1.0,
+        metadata={
+            "gt": 0.0,
+            "help": "Learning-rate factor of the pretrained backbone relative to the new layers; "
+            "below 1 protects pretrained features (M3D's code trains the head at 10x).",
+        },
     )
 
 
@@ -239,28 +312,48 @@ class ScheduleSettings:
     """The learning-rate schedule, stepped once per epoch (see `trainers.optim`)."""
 
     name: Literal["step", "multistep", "warmup_multistep", "cosine", "constant", "exponential"] = (
-        setting(
-            "multistep",
-            help="Schedule shape; 'exponential' is constant until decay_start, then geometric "
-            "down to gamma x lr at the last epoch (I3D+NL).",
+        field(
+            default="multistep",
+            metadata={
+                "help": "Schedule shape; 'exponential' is constant until decay_start, then "
+                "geometric down to gamma x lr at the last epoch (I3D+NL)."
+            },
         )
     )
-    epochs: int = setting(
-        240, ge=1, help="Training epochs: more fits better, up to overfitting, at linear cost."
+    epochs: int = field(
+        default=240,
+        metadata={
+            "ge": 1,
+            "help": "Training epochs: more fits better, up to overfitting, at linear cost.",
+        },
     )
-    milestones: tuple[int, ...] = setting(
-        (60, 120, 180), ge=1, help="Epochs after which (warmup_)multistep multiplies lr by gamma."
+    milestones: tuple[int, ...] = field(
+        default=(60, 120, 180),
+        metadata={"ge": 1, "help": "Epochs after which (warmup_)multistep multiplies lr by gamma."},
     )
-    step_size: int = setting(0, ge=0, help="Period in epochs of the 'step' schedule.")
-    gamma: float = setting(0.1, gt=0.0, le=1.0, help="Factor applied at each decay.")
-    decay_start: int = setting(
-        0, ge=0, help="First (1-based) epoch of the 'exponential' decay; earlier epochs keep lr."
+    step_size: int = field(
+        default=0, metadata={"ge": 0, "help": "Period in epochs of the 'step' schedule."}
     )
-    warmup_epochs: int = setting(
-        0, ge=0, help="Epochs of linear warm-up (warmup_multistep); steadies early training."
+    gamma: float = field(
+        default=0.1, metadata={"gt": 0.0, "le": 1.0, "help": "Factor applied at each decay."}
     )
-    warmup_factor: float = setting(
-        0.1, gt=0.0, le=1.0, help="Learning-rate fraction the warm-up starts from."
+    decay_start: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "First (1-based) epoch of the 'exponential' decay; earlier epochs keep lr.",
+        },
+    )
+    warmup_epochs: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "Epochs of linear warm-up (warmup_multistep); steadies early training.",
+        },
+    )
+    warmup_factor: float = field(
+        default=0.1,
+        metadata={"gt": 0.0, "le": 1.0, "help": "Learning-rate fraction the warm-up starts from."},
     )
 
     def __post_init__(self) -> None:
@@ -281,63 +374,96 @@ class ScheduleSettings:
 class TrainSettings:
     """The training run itself (see `trainers.engine.Trainer`)."""
 
-    amp_dtype: Literal["none", "float16", "bfloat16"] = setting(
-        "none",
-        help="Mixed precision on CUDA: bfloat16/float16 roughly halve memory and time; 'none' "
-        "trains in float32 (the only choice that helps on a CPU).",
+    amp_dtype: Literal["none", "float16", "bfloat16"] = field(
+        default="none",
+        metadata={
+            "help": "Mixed precision on CUDA: bfloat16/float16 roughly halve memory and time; "
+            "'none' trains in float32 (the only choice that helps on a CPU)."
+        },
     )
-    grad_clip: float | None = setting(
-        None, gt=0.0, help="Clip the gradient norm to this; null never clips."
+    grad_clip: float | None = field(
+        default=None,
+        metadata={"gt": 0.0, "help": "Clip the gradient norm to this; null never clips."},
     )
-    seed: int = setting(1, ge=0, help="Seed of every random generator (model init, sampling).")
-    eval_every: int = setting(
-        0,
-        ge=0,
-        help="Evaluate on the test split every N epochs and keep best.pt (0: only at the end). "
-        "Each evaluation costs a pass over query and gallery.",
+    seed: int = field(
+        default=1,
+        metadata={"ge": 0, "help": "Seed of every random generator (model init, sampling)."},
     )
-    log_every: int = setting(20, ge=1, help="Iterations between loss log lines.")
-    out_dir: Path = setting(
-        Path("runs/train"),
-        help="Folder for config.yaml, last.pt, best.pt, metrics.csv/json, cmc.png, results.md.",
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "Evaluate on the test split every N epochs and keep best.pt (0: only at the "
+            "end). Each evaluation costs a pass over query and gallery.",
+        },
     )
-    resume: Path | None = setting(
-        None, help="Checkpoint to continue from (model, optimizer, schedule, epoch)."
+    log_every: int = field(
+        default=20, metadata={"ge": 1, "help": "Iterations between loss log lines."}
     )
-    device: str = setting(
-        "auto",
-        pattern=r"auto|cpu|cuda(:\d+)?",
-        help="'auto' takes CUDA when present (under torchrun: the local rank's GPU), else CPU.",
+    out_dir: Path = field(
+        default=Path("runs/train"),
+        metadata={
+            "help": "Folder for config.yaml, last.pt, best.pt, metrics.csv/json, cmc.png, "
+            "results.md."
+        },
     )
-    progress: bool = setting(True, help="Show a progress bar per epoch.")
+    resume: Path | None = field(
+        default=None,
+        metadata={"help": "Checkpoint to continue from (model, optimizer, schedule, epoch)."},
+    )
+    device: str = field(
+        default="auto",
+        metadata={
+            "pattern": r"auto|cpu|cuda(:\d+)?",
+            "help": "'auto' takes CUDA when present (under torchrun: the local rank's GPU), else "
+            "CPU.",
+        },
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar per epoch."})
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     """How the test split is embedded and ranked (see `trainers.evaluator.evaluate_model`)."""
 
-    protocol: Literal["mars", "torchreid"] = setting(
-        "mars",
-        help="'mars': the official protocol, queries inside the gallery (AP3D, MATLAB kit); "
-        "'torchreid': gallery without queries, queries with no match skipped (not comparable).",
+    protocol: Literal["mars", "torchreid"] = field(
+        default="mars",
+        metadata={
+            "help": "'mars': the official protocol, queries inside the gallery (AP3D, MATLAB kit); "
+            "'torchreid': gallery without queries, queries with no match skipped (not comparable)."
+        },
     )
-    rerank: bool = setting(
-        False,
-        help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3): higher mAP, quadratic memory "
-        "in the gallery size.",
+    rerank: bool = field(
+        default=False,
+        metadata={
+            "help": "k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3): higher mAP, quadratic "
+            "memory in the gallery size."
+        },
     )
-    batch_size: int = setting(
-        16, ge=1, help="Test clips per forward pass; larger is faster, needs more memory."
+    batch_size: int = field(
+        default=16,
+        metadata={
+            "ge": 1,
+            "help": "Test clips per forward pass; larger is faster, needs more memory.",
+        },
     )
-    workers: int = setting(0, ge=0, help="Loader workers while extracting test features.")
-    test_clip_len: int | None = setting(
-        None, ge=1, help="Frames per test clip; null = the model's test_clip_len."
+    workers: int = field(
+        default=0, metadata={"ge": 0, "help": "Loader workers while extracting test features."}
     )
-    test_sampling: Literal["chunks", "chunks_drop_last", "whole", "sliding"] | None = setting(
-        None, help="How a test tracklet becomes clips; null = the model's test_sampling."
+    test_clip_len: int | None = field(
+        default=None,
+        metadata={"ge": 1, "help": "Frames per test clip; null = the model's test_clip_len."},
     )
-    test_stride: int | None = setting(
-        None, ge=1, help="Window step of 'sliding' test sampling; null = the model's test_stride."
+    test_sampling: Literal["chunks", "chunks_drop_last", "whole", "sliding"] | None = field(
+        default=None,
+        metadata={"help": "How a test tracklet becomes clips; null = the model's test_sampling."},
+    )
+    test_stride: int | None = field(
+        default=None,
+        metadata={
+            "ge": 1,
+            "help": "Window step of 'sliding' test sampling; null = the model's test_stride.",
+        },
     )
 
 
@@ -345,8 +471,8 @@ class EvalSettings:
 class TrainConfig:
     """Root of the `reidstream train` / `reidstream eval` configuration."""
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
-        "INFO", help="Least severe log level printed."
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = field(
+        default="INFO", metadata={"help": "Least severe log level printed."}
     )
     model: ModelSettings = field(default_factory=ModelSettings)
     data: DataSettings = field(default_factory=DataSettings)

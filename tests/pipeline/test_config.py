@@ -16,7 +16,6 @@ from pipeline.config import (
     describe_config,
     dump_config,
     load_config,
-    setting,
 )
 from pipeline.settings import ReidstreamConfig
 
@@ -28,9 +27,9 @@ class Precision(enum.Enum):
 
 @dataclass(frozen=True)
 class Batching:
-    max_batch: int = setting(8, ge=1, help="clips per batch")
-    max_wait_ms: float = setting(20.0, ge=0, help="wait for a full batch")
-    precision: Precision = setting(Precision.FP32, help="precision")
+    max_batch: int = field(default=8, metadata={"ge": 1, "help": "clips per batch"})
+    max_wait_ms: float = field(default=20.0, metadata={"ge": 0, "help": "wait for a full batch"})
+    precision: Precision = field(default=Precision.FP32, metadata={"help": "precision"})
 
     def __post_init__(self) -> None:
         if self.max_batch > 64 and self.max_wait_ms == 0:
@@ -39,19 +38,23 @@ class Batching:
 
 @dataclass(frozen=True)
 class Engine:
-    name: Literal["torch", "onnxruntime"] = setting("torch", help="engine")
-    input_size: tuple[int, int] = setting((256, 128), gt=0, help="H, W")
-    weights: Path | None = setting(None, help="weights file")
+    name: Literal["torch", "onnxruntime"] = field(default="torch", metadata={"help": "engine"})
+    input_size: tuple[int, int] = field(default=(256, 128), metadata={"gt": 0, "help": "H, W"})
+    weights: Path | None = field(default=None, metadata={"help": "weights file"})
     batching: Batching = field(default_factory=Batching)
 
 
 @dataclass(frozen=True)
 class Schema:
-    threshold: float = setting(0.6, ge=-1, le=1, help="similarity threshold")
-    cameras: tuple[str, ...] = setting(("cam-1",), pattern=r"cam-\d+", help="camera ids")
-    topic: str = setting("links", help="topic")
-    verbose: bool = setting(False, help="verbose")
-    labels: dict[str, int] = setting(default_factory=dict, help="labels")
+    threshold: float = field(
+        default=0.6, metadata={"ge": -1, "le": 1, "help": "similarity threshold"}
+    )
+    cameras: tuple[str, ...] = field(
+        default=("cam-1",), metadata={"pattern": r"cam-\d+", "help": "camera ids"}
+    )
+    topic: str = field(default="links", metadata={"help": "topic"})
+    verbose: bool = field(default=False, metadata={"help": "verbose"})
+    labels: dict[str, int] = field(default_factory=dict, metadata={"help": "labels"})
     engine: Engine = field(default_factory=Engine)
 
 
@@ -292,8 +295,8 @@ def test_reidstream_rejects(override):
 
 @dataclass(frozen=True)
 class Camera:
-    id: str = setting("", help="camera id")
-    fps: float = setting(10.0, gt=0, help="frame rate")
+    id: str = field(default="", metadata={"help": "camera id"})
+    fps: float = field(default=10.0, metadata={"gt": 0, "help": "frame rate"})
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -302,8 +305,8 @@ class Camera:
 
 @dataclass(frozen=True)
 class Site:
-    cameras: tuple[Camera, ...] = setting((), help="the cameras")
-    password: str | None = setting(None, secret=True, help="a credential")
+    cameras: tuple[Camera, ...] = field(default=(), metadata={"help": "the cameras"})
+    password: str | None = field(default=None, metadata={"secret": True, "help": "a credential"})
 
 
 def test_a_list_of_sections_loads_each_item_with_its_defaults(tmp_path):
