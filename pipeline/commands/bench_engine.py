@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from deploy import benchmark
-from pipeline.commands.common import setup_logging
+from pipeline.cli.common import setup_logging
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

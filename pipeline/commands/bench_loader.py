@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.commands.common import setup_logging
+from pipeline.cli.common import setup_logging
 from reid_models import create_model
 from trainers.data.loader_bench import bench_loader, synthetic_train_set
 from trainers.datasets import DatasetError, create_dataset

@@ -23,7 +23,13 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
-from pipeline.metrics import HEALTH_PATH, METRICS_PATH, METRICS_PORT, MetricInfo, PipelineMetrics
+from pipeline.monitoring.metrics import (
+    HEALTH_PATH,
+    METRICS_PATH,
+    METRICS_PORT,
+    MetricInfo,
+    PipelineMetrics,
+)
 from pipeline.settings import ReidstreamConfig
 
 ROOT = Path(__file__).resolve().parents[2]

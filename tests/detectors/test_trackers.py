@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
 
 import numpy as np
@@ -13,7 +12,7 @@ import yaml
 from torchvision.ops import box_iou
 
 from detectors import CameraTrackers, Detections, create_tracker, list_trackers
-from detectors.trackers import BotSortTracker, ByteTrackTracker
+from detectors.trackers import BotSortTracker, ByteTrackTracker, ultralytics_defaults
 
 
 def _walkers(frame: int, hidden: frozenset[int] = frozenset()) -> Detections:
@@ -93,15 +92,13 @@ def test_low_scores_only_extend_tracks():
     ("cls", "yaml_name"), [(ByteTrackTracker, "bytetrack.yaml"), (BotSortTracker, "botsort.yaml")]
 )
 def test_defaults_are_ultralytics_own(cls, yaml_name):
-    from ultralytics.utils import ROOT
+    from ultralytics.utils import ROOT  # where Ultralytics itself reads them from
 
     theirs = yaml.safe_load((ROOT / "cfg" / "trackers" / yaml_name).read_text())
-    ours = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
-    if "reid_model" in ours:  # BoT-SORT's `model`: "auto" stands for no separate ReID model
-        ours["model"] = "auto" if ours.pop("reid_model") is None else ours["reid_model"]
-    ours.pop("device", None)
     theirs.pop("tracker_type")
-    assert ours == theirs
+    assert ultralytics_defaults(cls.name) == theirs
+    options = cls().options  # every option left out takes Ultralytics' value
+    assert {k: options[k] for k in theirs} == theirs
 
 
 @pytest.mark.parametrize(

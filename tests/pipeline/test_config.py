@@ -384,7 +384,7 @@ def test_detector_batch_defaults_to_the_device():
 
 
 def test_matcher_settings_reach_the_matcher():
-    from pipeline.runtime import build_matcher
+    from pipeline.assemble import build_matcher
     from pipeline.settings import ReidstreamConfig
 
     cfg = load_config(

@@ -18,8 +18,8 @@ import torch
 
 from deploy.engines import create_engine
 from pipeline.config import load_config
-from pipeline.train_settings import TrainConfig
 from reid_models import read_model_spec
+from trainers.settings import TrainConfig
 from trainers.synthetic.scene import SyntheticScene
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, describe_config, load_config
-from pipeline.train_settings import ENV_PREFIX, TrainConfig
 from reid_models import is_model
 from trainers.datasets import list_datasets
 from trainers.published import METRICS, PUBLISHED, model_key, published_for
+from trainers.settings import ENV_PREFIX, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "trainers" / "configs").glob("*.yaml"))

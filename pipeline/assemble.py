@@ -1,0 +1,438 @@
+"""Builds the streaming job and the matcher service from the root configuration.
+
+    build_job(cfg, role="all")      sources > detect > track > tracklets > embed > match > publish
+    build_job(cfg, role="worker")   sources > detect > track > tracklets > embed --------> publish
+    build_matcher_service(cfg)      tracklet embeddings on Kafka > match > publish
+
+      build_sources     the configured cameras, or the synthetic scene when there are none
+      build_engine      the ReID engine (the bundled model when nothing names one)
+      clip_geometry     clip length and stride: configured, else the model's test protocol
+      build_detector    the detector, or none where the frames bring their own boxes
+      build_tracklets   the tracklet builder with its quality gates
+      build_stages      the stages and the queues between them
+      build_matcher     the matcher with its camera constraints
+      build_publisher   the sinks (Kafka with its spool, JSONL)
+
+This is the only module that reads the whole configuration tree: every part's constructor gets
+explicit arguments. The cheap checks (the scene, the cameras) come before the models load, so a
+mistyped camera fails in a second rather than after a model has loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from deploy.engines import Engine, create_engine
+from detectors import CameraTrackers, Detector, create_detector, create_tracker
+from pipeline.config import ConfigError, dump_config
+from pipeline.demo.recording import GroundTruth, Recorder
+from pipeline.demo.scene import SyntheticSceneSource
+from pipeline.matching.matcher import Matcher, Transition
+from pipeline.matching.service import MatcherService
+from pipeline.messages.sinks import JsonlSink, KafkaSink, Publisher, Sink
+from pipeline.messages.spool import Spool
+from pipeline.monitoring.metrics import METRICS, PipelineMetrics
+from pipeline.monitoring.server import serve_metrics
+from pipeline.settings import ReidstreamConfig
+from pipeline.stream.job import Job, RunLimits
+from pipeline.stream.queues import FrameBuffer, StageQueue
+from pipeline.stream.sources import OpenCVCamera, Source
+from pipeline.stream.stages import (
+    DetectStage,
+    EmbedStage,
+    MatchStage,
+    PublishStage,
+    Stage,
+    TrackletStage,
+    TrackStage,
+)
+from pipeline.stream.tracklets import TrackletBuilder
+
+__all__ = [
+    "BUNDLED_REID_CHECKPOINT",
+    "build_detector",
+    "build_engine",
+    "build_job",
+    "build_matcher",
+    "build_matcher_service",
+    "build_publisher",
+    "build_sources",
+    "build_stages",
+    "build_tracklets",
+    "camera_ids",
+    "clip_geometry",
+    "model_label",
+    "resolve_device",
+]
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "worker"]
+
+#: The ReID model `reidstream train --config trainers/configs/synthetic_demo.yaml` trains on the
+#: synthetic people, shipped with the package: the default when no model is configured.
+BUNDLED_REID_CHECKPOINT = Path(__file__).parent / "assets" / "synthetic_reid.pt"
+
+
+def build_job(
+    cfg: ReidstreamConfig,
+    *,
+    role: Role = "all",
+    metrics: PipelineMetrics | None = None,
+    engine: Engine | None = None,
+    detector: Detector | None = None,
+    model_name: str | None = None,
+) -> Job:
+    """Builds every part of the job from `cfg` (loads the models; starts nothing).
+
+    Args:
+        cfg: The resolved configuration.
+        role: "all" (links out) or "worker" (clip embeddings out, for `reidstream matcher`).
+        metrics: Where to count (default: the process's `METRICS`, served on /metrics).
+        engine: A ReID engine to use instead of building the configured one.
+        detector: A detector to use instead of building the configured one.
+        model_name: The name its embeddings carry (default: from the configuration).
+
+    Raises:
+        ConfigError: The configuration lacks what this job needs.
+    """
+    metrics = metrics or METRICS
+    device = resolve_device(cfg.device)
+    buffer = FrameBuffer(
+        cfg.sources.buffer_frames, on_depth=metrics.queue_depth.labels(stage="detect").set
+    )
+    # The cheap checks (the scene, the cameras) before the models load.
+    sources = build_sources(cfg, buffer, metrics, threading.Event())
+    parts = _build_parts(cfg, role, device, sources, metrics, engine, detector, model_name)
+    for source in sources:
+        source.register()
+    metrics.queue_capacity.labels(stage="detect").set(
+        cfg.sources.buffer_frames * len(camera_ids(cfg))
+    )
+    info = {"engine": parts.engine.name, "model": parts.model, "role": role}
+    metrics.build.info(
+        {"version": version("reidstream"), "precision": parts.engine.precision, **info}
+    )
+    job = Job(
+        role=role,
+        metrics=metrics,
+        sources=sources,
+        buffer=buffer,
+        stages=build_stages(cfg, device, buffer, parts, metrics),
+        publisher=parts.publisher,
+        matcher=parts.matcher,
+        recorder=parts.recorder,
+        camera_ids=camera_ids(cfg),
+        clip_geometry=(parts.tracklets.clip_len, parts.tracklets.stride),
+        model=parts.model,
+        limits=RunLimits(cfg.run.out_dir, cfg.run.max_duration_s, cfg.run.shutdown_timeout_s),
+        config_yaml=dump_config(cfg),
+    )
+    if cfg.metrics.address:
+        job.server = serve_metrics(cfg.metrics.address, metrics, job.health)
+    return job
+
+
+def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> MatcherService:
+    """`reidstream matcher`: the workers' embeddings from Kafka, matched, published by
+    `publisher` (which the caller starts and closes)."""
+    return MatcherService(
+        cfg.kafka.client_options(),
+        cfg.kafka.embeddings_topic,
+        cfg.kafka.group_id,
+        build_matcher(cfg),
+        publisher,
+        METRICS,
+        max_poll_interval_ms=cfg.kafka.max_poll_interval_ms,
+    )
+
+
+# ------------------------------------------------------------------------------------ devices
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else as it is."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def camera_ids(cfg: ReidstreamConfig) -> tuple[str, ...]:
+    """The cameras this process reads: the configured ones, else the synthetic scene's."""
+    return tuple(c.id for c in cfg.cameras) if cfg.cameras else cfg.synthetic_camera_ids
+
+
+# ------------------------------------------------------------------------------------ sources
+
+
+def build_sources(
+    cfg: ReidstreamConfig, buffer: FrameBuffer, metrics: PipelineMetrics, stop: threading.Event
+) -> list[Source]:
+    """One OpenCV source per configured camera; with none, the synthetic scene.
+
+    Raises:
+        ConfigError: The scene's own checks failed (e.g. too short for its walkers).
+    """
+    if not cfg.cameras:
+        try:
+            scene = SyntheticSceneSource(
+                cfg.synthetic, cfg.synthetic_camera_ids, buffer, metrics, stop
+            )
+        except ValueError as e:
+            raise ConfigError(f"synthetic: {e}") from e
+        return [scene]
+    return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.cameras]
+
+
+def _scene_truth(sources: list[Source]) -> GroundTruth | None:
+    """The synthetic scene's ground truth, to score a recorded run; None for real cameras."""
+    scenes = [s for s in sources if isinstance(s, SyntheticSceneSource)]
+    return scenes[0].truth if scenes else None
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+def build_detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
+    """The configured detector, or None where every frame brings its own detections."""
+    if not cfg.cameras and cfg.synthetic.detections == "truth":
+        return None
+    if problems := cfg.detector.missing():
+        raise ConfigError("\n".join(problems))
+    return create_detector(cfg.detector.name, **cfg.detector.options(device=device))
+
+
+def build_trackers(cfg: ReidstreamConfig, device: str) -> CameraTrackers:
+    """One tracker per camera, each made on the camera's first frame."""
+    options = cfg.tracker.options(device=device)
+    return CameraTrackers(functools.partial(create_tracker, cfg.tracker.name, **options))
+
+
+def build_engine(cfg: ReidstreamConfig, device: str) -> Engine:
+    """The ReID engine; the bundled synthetic-scene model where nothing names a model."""
+    if problems := cfg.reid.missing():
+        raise ConfigError("\n".join(problems))
+    if cfg.reid.uses_bundled_model:
+        log.warning(
+            "reid: no model configured; using the bundled model %s, trained on the "
+            "synthetic people only (set reid.model/checkpoint or reid.onnx_path for real "
+            "footage)",
+            BUNDLED_REID_CHECKPOINT.name,
+        )
+    options = cfg.reid.options(device=device, default_checkpoint=BUNDLED_REID_CHECKPOINT)
+    return create_engine(cfg.reid.engine, **options)
+
+
+def model_label(cfg: ReidstreamConfig) -> str:
+    """The name clip embeddings carry: the model and the weights file, so that embeddings of two
+    different trainings of one architecture are never compared."""
+    reid = cfg.reid
+    if reid.uses_bundled_model:
+        return f"bundled:{BUNDLED_REID_CHECKPOINT.stem}"
+    weights = reid.onnx_path if reid.onnx_path is not None else reid.checkpoint
+    parts = [reid.model or reid.engine, weights.name if weights is not None else "untrained"]
+    return ":".join(parts)
+
+
+def clip_geometry(cfg: ReidstreamConfig, engine: Engine) -> tuple[int, int, int]:
+    """(clip_len, stride, min_frames): configured, else the model's test protocol."""
+    t = cfg.tracklets
+    clip_len = t.clip_len or engine.clip_len or engine.cfg.test_clip_len
+    if engine.clip_len is not None and clip_len != engine.clip_len:
+        raise ConfigError(
+            f"tracklets.clip_len = {clip_len}: this {engine.name} engine's graph takes clips of "
+            f"exactly {engine.clip_len} frames (export it again with another length, or leave "
+            f"tracklets.clip_len unset)"
+        )
+    if clip_len < engine.min_clip_len:
+        raise ConfigError(
+            f"tracklets.clip_len = {clip_len}: the model needs at least {engine.min_clip_len}"
+        )
+    stride = t.stride or min(engine.cfg.test_stride, clip_len)
+    min_frames = min(t.min_frames or max(1, clip_len // 2), clip_len)
+    return clip_len, stride, min_frames
+
+
+def build_tracklets(
+    cfg: ReidstreamConfig, engine: Engine, clip_len: int, stride: int, min_frames: int
+) -> TrackletBuilder:
+    """The tracklet builder: crops at the model's input size unless configured, and the gates."""
+    t = cfg.tracklets
+    return TrackletBuilder(
+        clip_len=clip_len,
+        stride=stride,
+        min_frames=min_frames,
+        crop_size=t.crop_size or tuple(engine.cfg.input_size[1:]),
+        min_height=t.min_height,
+        min_width=t.min_width,
+        min_confidence=t.min_confidence,
+        border_margin=t.border_margin,
+        lost_after_s=t.lost_after_s,
+    )
+
+
+# ------------------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class _StageParts:
+    """What the stages are built around."""
+
+    detector: Detector | None
+    trackers: CameraTrackers
+    tracklets: TrackletBuilder
+    engine: Engine
+    model: str
+    matcher: Matcher | None
+    recorder: Recorder | None
+    publisher: Publisher
+
+
+def _build_parts(
+    cfg: ReidstreamConfig,
+    role: Role,
+    device: str,
+    sources: list[Source],
+    metrics: PipelineMetrics,
+    engine: Engine | None,
+    detector: Detector | None,
+    model_name: str | None,
+) -> _StageParts:
+    """The models and the stateful parts the stages are built around (the models load here)."""
+    engine = engine or build_engine(cfg, device)
+    clip_len, stride, min_frames = clip_geometry(cfg, engine)
+    return _StageParts(
+        detector=detector or build_detector(cfg, device),
+        trackers=build_trackers(cfg, device),
+        tracklets=build_tracklets(cfg, engine, clip_len, stride, min_frames),
+        engine=engine,
+        model=model_name or model_label(cfg),
+        matcher=build_matcher(cfg) if role == "all" else None,
+        recorder=Recorder(truth=_scene_truth(sources)) if cfg.run.record else None,
+        publisher=build_publisher(cfg, metrics),
+    )
+
+
+def build_stages(
+    cfg: ReidstreamConfig,
+    device: str,
+    buffer: FrameBuffer,
+    parts: _StageParts,
+    metrics: PipelineMetrics,
+) -> list[Stage]:
+    """detect > track > tracklets > embed > [match >] publish, each queue bounded.
+
+    The match stage is there when `parts` has a matcher (role "all"); a worker's embed stage
+    feeds the publish stage directly.
+    """
+
+    def queue(stage: str, size: int) -> StageQueue:
+        metrics.queue_capacity.labels(stage=stage).set(size)
+        return StageQueue(stage, size, on_depth=metrics.queue_depth.labels(stage=stage).set)
+
+    recorder = parts.recorder
+    to_track, to_tracklets = queue("track", 64), queue("tracklets", 64)
+    to_embed = queue("embed", 2 * parts.engine.max_batch)
+    to_publish = queue("publish", 4096)
+    to_match = queue("match", 1024) if parts.matcher is not None else None
+    stages: list[Stage] = [
+        DetectStage(
+            parts.detector,
+            buffer,
+            to_track,
+            metrics,
+            max_batch=cfg.detect.batch_for(device),
+            max_wait_s=cfg.detect.max_wait_ms / 1000,
+        ),
+        TrackStage(
+            parts.trackers,
+            to_track,
+            to_tracklets,
+            metrics,
+            lost_after_s=cfg.tracklets.lost_after_s,
+        ),
+        TrackletStage(
+            parts.tracklets,
+            to_tracklets,
+            to_embed,
+            metrics,
+            on_update=recorder.on_update if recorder else None,
+        ),
+        EmbedStage(
+            parts.engine,
+            to_embed,
+            to_publish if to_match is None else to_match,
+            metrics,
+            model=parts.model,
+            max_wait_s=cfg.embed.max_wait_ms / 1000,
+        ),
+    ]
+    if parts.matcher is not None and to_match is not None:
+        on_links = recorder.on_links if recorder else None
+        stages.append(MatchStage(parts.matcher, to_match, to_publish, metrics, on_links=on_links))
+    stages.append(PublishStage(parts.publisher.publish, to_publish, metrics))
+    return stages
+
+
+# ------------------------------------------------------------------------ matching, delivery
+
+
+def build_matcher(cfg: ReidstreamConfig) -> Matcher:
+    """The matcher with its camera constraints (each two-way transit window both ways)."""
+    m = cfg.matcher
+    transitions = []
+    for t in m.transitions:
+        transitions.append(Transition(t.source, t.target, t.min_s, t.max_s))
+        if t.both_ways:
+            transitions.append(Transition(t.target, t.source, t.min_s, t.max_s))
+    try:
+        return Matcher(
+            threshold=m.threshold,
+            switch_margin=m.switch_margin,
+            ttl_s=m.ttl_s,
+            max_identities=m.max_identities,
+            overlapping_cameras=m.overlapping_cameras,
+            transitions=transitions,
+            index=m.index,
+            nprobe=m.nprobe,
+            silent_tracklet_s=m.silent_tracklet_s,
+        )
+    except ImportError as e:  # index = 'faiss' without FAISS installed
+        raise ConfigError(f"matcher.index = {m.index!r}: {e}") from e
+
+
+def build_publisher(cfg: ReidstreamConfig, metrics: PipelineMetrics) -> Publisher:
+    """The configured sinks (Kafka's sender not started yet)."""
+    out, sinks = cfg.output, []
+    sink: Sink
+    for name in out.sinks:
+        if name == "kafka":
+            spool = Spool(
+                out.spool_dir or cfg.run.out_dir / "spool",
+                max_bytes=int(out.spool_max_mb * 2**20),
+            )
+            sink = KafkaSink(
+                cfg.kafka.client_options(),
+                {
+                    "link": cfg.kafka.links_topic,
+                    "embedding": cfg.kafka.embeddings_topic,
+                    "closed": cfg.kafka.embeddings_topic,
+                },
+                spool,
+                metrics,
+                linger_ms=cfg.kafka.linger_ms,
+                send_timeout_s=cfg.kafka.request_timeout_ms / 1000,
+            )
+        else:
+            path = out.jsonl_path or cfg.run.out_dir / "links.jsonl"
+            sink = JsonlSink(path, metrics, observe_latency="kafka" not in out.sinks)
+        sinks.append(sink)
+    return Publisher(sinks)

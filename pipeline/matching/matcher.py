@@ -1,0 +1,537 @@
+"""Cross-camera matching: tracklet embeddings in, global identities (as identity links) out.
+
+    ClipEmbedding batch ──▶ Matcher.update
+      each tracklet's embedding = mean of its (unit) clip embeddings, renormalised
+      candidates = the tracklets that got a clip in this batch
+      identities = global ids, each the mean of its member tracklets' embeddings
+      a tracklet is in view from its first box until its TrackletClosed (`close`) says when it
+        was last seen: until then it may still be on camera
+      score(candidate, identity) = cosine(tracklet, identity without the tracklet itself)
+        allowed only if >= threshold and the constraints hold:
+          * two tracklets overlapping in time on one camera are never one person
+          * one person is never on two cameras at once, unless the cameras overlap
+          * optional camera-to-camera transit windows for consecutive sightings
+      Hungarian assignment (scipy.optimize.linear_sum_assignment) of candidates to
+        [joinable identities ... | one private column per candidate]
+        private column = stay in the current identity (score + switch_margin) or be a new person
+        (score = threshold); a joinable identity takes at most one new member per batch
+      ──▶ one IdentityLink per candidate (its global id, possibly changed, and its similarity)
+    identities unseen for ttl_s (stream time) are forgotten; beyond max_identities the one seen
+    longest ago goes first
+
+Identity vectors are kept as the first rows of one matrix, so a batch costs one matrix product
+with the gallery (a view, never a copy) and O(batch) Python: the identities above threshold
+come out of the product in one `np.nonzero`, and expiry and the bound pop identities from a heap
+keyed by when each was last seen, instead of visiting every identity each batch
+(`reidstream bench matcher` measures it). Stream time is the newest capture time seen, never the
+wall clock, so that a replay decides exactly as the live run did.
+
+With ``index="faiss"`` the identities above threshold are proposed by a FAISS inverted-file
+index (`pipeline.gallery.FaissCandidates`) instead of the product with every row; the
+similarities of the proposals are then recomputed from the matrix, so the index only decides
+which identities are looked at. It is approximate, and exact is the default: on the benchmark's
+galleries (random embeddings, 2 CPU cores) the index was faster than the product only at 100k
+identities and there found 60-77% of the identities above threshold; probing enough lists to
+find them all made it as slow as the product, and each training stalled the matcher for 10-30 s.
+
+Hand-written: the assignment is scipy's and the index FAISS's; the gallery, its constraints and
+its expiry are the domain logic of this pipeline and exist in no library used here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pipeline.matching.gallery import FaissCandidates, GalleryRows, import_faiss
+from pipeline.messages.types import ClipEmbedding, IdentityLink, TrackletClosed
+
+__all__ = ["INDEX_KINDS", "IndexKind", "Matcher", "Transition", "match_in_order"]
+
+log = logging.getLogger(__name__)
+
+_INFEASIBLE = 1e9
+
+#: How the matcher finds the identities above threshold (see `Matcher`).
+IndexKind = Literal["exact", "faiss"]
+INDEX_KINDS: tuple[str, ...] = ("exact", "faiss")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Transit time window from one camera to another (see `MatcherConfig.transitions`)."""
+
+    source: str
+    target: str
+    min_s: float
+    max_s: float
+
+
+@dataclass
+class _Tracklet:
+    tracklet_id: str
+    camera_id: str
+    track_id: int
+    start_time: float
+    end_time: float
+    total: np.ndarray  # (D,) sum of unit clip embeddings
+    global_id: str | None = None
+    open: bool = True  # no TrackletClosed yet: it may still be in view
+
+    @property
+    def vector(self) -> np.ndarray:
+        return self.total / max(float(np.linalg.norm(self.total)), 1e-12)
+
+
+@dataclass
+class _Identity:
+    global_id: str
+    serial: int  # creation order: breaks ties between identities last seen at the same time
+    members: dict[str, _Tracklet] = field(default_factory=dict)
+    queued: float | None = None  # last_seen of its newest entry in the expiry heap
+
+    @property
+    def last_seen(self) -> float:
+        return max(m.end_time for m in self.members.values())
+
+
+class Matcher:
+    """The global identity gallery.
+
+    Args:
+        threshold: Least cosine similarity to join an identity.
+        switch_margin: How much more similar another identity must be for a linked tracklet to
+            move to it (and how far below `threshold` its own may fall before it leaves).
+        ttl_s: Identities unseen this long (stream time) are forgotten.
+        max_identities: Gallery bound; the identity seen longest ago is forgotten first.
+        overlapping_cameras: Groups of cameras whose views overlap.
+        transitions: Transit windows between cameras (each applies one way).
+        id_prefix: Prefix of new global ids (default: random, so that two matcher runs never
+            hand out the same id).
+        silent_tracklet_s: A tracklet counts as in view until its `TrackletClosed` comes, but
+            one that sent no clip for this long (stream time) counts as ended at its last clip
+            (its worker may have died before closing it).
+        index: How the identities above `threshold` are found: ``"exact"``, the product with
+            every identity; ``"faiss"``, proposed by a FAISS inverted-file index
+            (`FaissCandidates`; approximate, needs ``pip install 'reidstream[faiss]'``).
+        nprobe: ``index="faiss"``: the inverted lists searched per query, of 4 sqrt(n) (64 of
+            1265 at 100k identities: 2.5x faster than the product, 60-77% recall on random
+            embeddings). More finds more of the identities above threshold and costs more.
+
+    Raises:
+        ValueError: An unknown `index`.
+        ImportError: ``index="faiss"`` without FAISS installed.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.6,
+        switch_margin: float = 0.05,
+        ttl_s: float = 600.0,
+        max_identities: int = 10_000,
+        overlapping_cameras: Iterable[Iterable[str]] = (),
+        transitions: Iterable[Transition] = (),
+        id_prefix: str | None = None,
+        silent_tracklet_s: float = 30.0,
+        index: IndexKind = "exact",
+        nprobe: int = 64,
+    ) -> None:
+        if index not in INDEX_KINDS:
+            raise ValueError(f"index: expected one of {', '.join(INDEX_KINDS)}, got {index!r}")
+        if index == "faiss":
+            import_faiss()  # fail at construction, not at the first embedding
+        self.index, self.nprobe = index, nprobe
+        self.threshold, self.switch_margin = threshold, switch_margin
+        self.silent_tracklet_s = silent_tracklet_s
+        self.ttl_s, self.max_identities = ttl_s, max_identities
+        self._overlap = {
+            frozenset((a, b)) for group in overlapping_cameras for a in group for b in group
+        }
+        self._windows = {(t.source, t.target): (t.min_s, t.max_s) for t in transitions}
+        self.id_prefix = id_prefix or uuid.uuid4().hex[:8]
+        self._next_id = 1
+        self._tracklets: dict[str, _Tracklet] = {}
+        self._identities: dict[str, _Identity] = {}
+        self._rows: GalleryRows | None = None
+        self._faiss: FaissCandidates | None = None
+        # (last_seen, serial, global id), oldest first; entries whose identity is gone or was
+        # seen since are stale and skipped when they come up (lazy deletion).
+        self._seen: list[tuple[float, int, str]] = []
+        self.model: str | None = None
+        self.now = float("-inf")
+
+    # ------------------------------------------------------------------------------ queries
+
+    @property
+    def identities(self) -> int:
+        """Global identities in the gallery."""
+        return len(self._identities)
+
+    @property
+    def dim(self) -> int | None:
+        """Size of the gallery's embeddings (None before the first)."""
+        return None if self._rows is None else self._rows.sums.shape[1]
+
+    @property
+    def search(self) -> str:
+        """How the next batch finds its candidates: ``"faiss"`` once the index is trained
+        (the gallery big enough), else ``"exact"``."""
+        return "faiss" if self._faiss is not None and self._faiss.trained else "exact"
+
+    @property
+    def gallery_nbytes(self) -> int:
+        """Memory of the identity vectors: the matrix, and the FAISS index where there is one."""
+        if self._rows is None:
+            return 0
+        return self._rows.nbytes + (0 if self._faiss is None else self._faiss.nbytes)
+
+    def similar(self, vectors: np.ndarray, *, exact: bool = False) -> list[dict[str, float]]:
+        """The identities at least `threshold` similar to each vector, as the matcher finds them.
+
+        No constraints are applied and nothing changes. `exact` compares with every identity
+        even where an index is in use (the benchmark measures the index's recall against it).
+
+        Args:
+            vectors: (K, D) embeddings of the gallery's model; normalised here.
+        """
+        if self._rows is None or not len(self._rows):
+            return [{} for _ in vectors]
+        vectors = np.asarray(vectors, np.float32)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        found: list[dict[str, float]] = [{} for _ in vectors]
+        for row, slot, similarity in zip(*self._candidates(vectors, exact=exact), strict=True):
+            found[row][self._rows.ids[slot]] = float(similarity)
+        return found
+
+    def compatible(self, embedding: ClipEmbedding) -> bool:
+        """Whether `embedding` can be compared with the gallery's (same model and size)."""
+        return self._rows is None or (embedding.model, embedding.embedding.size) == (
+            self.model,
+            self.dim,
+        )
+
+    def global_id_of(self, tracklet_id: str) -> str | None:
+        tracklet = self._tracklets.get(tracklet_id)
+        return None if tracklet is None else tracklet.global_id
+
+    # ----------------------------------------------------------------------------- updating
+
+    def update(self, embeddings: Sequence[ClipEmbedding]) -> list[IdentityLink]:
+        """Adds clip embeddings; returns one link per tracklet they belong to.
+
+        Raises:
+            ValueError: An embedding of another model or size than the first one seen (the
+                gallery never compares embeddings of different models).
+        """
+        if not embeddings:
+            return []
+        candidates = self._absorb(embeddings)
+        self.now = max(self.now, *(t.end_time for t in candidates))
+        self._expire(keep={t.tracklet_id for t in candidates})
+        links = self._assign(candidates)
+        self._bound(keep={t.global_id for t in candidates})
+        return links
+
+    def enroll(self, embeddings: Sequence[ClipEmbedding]) -> str:
+        """Adds one identity made of the tracklets of `embeddings`, without matching them.
+
+        For a gallery seeded with people known beforehand (and the benchmark's galleries). The
+        tracklets are open until `close` says otherwise, as those `update` sees.
+
+        Raises:
+            ValueError: A tracklet the gallery already holds, or an embedding of another model.
+        """
+        known = sorted({e.tracklet_id for e in embeddings} & self._tracklets.keys())
+        if known or not embeddings:
+            raise ValueError(f"enroll: expected clips of new tracklets, got known ones {known}")
+        tracklets = self._absorb(embeddings)
+        self.now = max(self.now, *(t.end_time for t in tracklets))
+        global_id = self._new_identity()
+        for tracklet in tracklets:
+            self._move(tracklet, global_id)
+        return global_id
+
+    def _absorb(self, embeddings: Sequence[ClipEmbedding]) -> list[_Tracklet]:
+        """Adds each clip to its tracklet's running mean; the tracklets touched, in order."""
+        touched: dict[str, _Tracklet] = {}
+        for e in embeddings:
+            self._check_model(e)
+            vector = e.embedding / max(float(np.linalg.norm(e.embedding)), 1e-12)
+            tracklet = self._tracklets.get(e.tracklet_id)
+            if tracklet is None:
+                tracklet = self._tracklets[e.tracklet_id] = _Tracklet(
+                    e.tracklet_id,
+                    e.camera_id,
+                    e.track_id,
+                    e.tracklet_start,
+                    e.end_time,
+                    vector.copy(),
+                )
+            else:
+                tracklet.total = tracklet.total + vector
+                tracklet.start_time = min(tracklet.start_time, e.tracklet_start)
+                tracklet.end_time = max(tracklet.end_time, e.end_time)
+            touched[e.tracklet_id] = tracklet
+        for tracklet in touched.values():  # members' new vectors and spans count from now on
+            if tracklet.global_id is not None:
+                self._refresh(self._identities[tracklet.global_id])
+        return list(touched.values())
+
+    def _check_model(self, e: ClipEmbedding) -> None:
+        if self._rows is None:
+            self.model, self._rows = e.model, GalleryRows(e.embedding.size)
+            if self.index == "faiss":
+                self._faiss = FaissCandidates(self._rows, nprobe=self.nprobe)
+        elif not self.compatible(e):
+            raise ValueError(
+                f"embedding of model {e.model!r} ({e.embedding.size}-d) from {e.camera_id}: the "
+                f"gallery holds {self.model!r} ({self._rows.sums.shape[1]}-d) embeddings, which "
+                f"cannot be compared with it"
+            )
+
+    # --------------------------------------------------------------------------- assignment
+
+    def _assign(self, candidates: list[_Tracklet]) -> list[IdentityLink]:
+        k = len(candidates)
+        vectors = np.stack([t.vector for t in candidates])  # (k, D)
+        joins = self._joins(candidates, vectors)  # (row, global id, similarity)
+        stays: list[bool] = []
+        private = np.empty(k)
+        for i, tracklet in enumerate(candidates):
+            own = self._own_similarity(tracklet)
+            stays.append(own is not None and own >= self.threshold - self.switch_margin)
+            private[i] = own + self.switch_margin if stays[i] else self.threshold
+        columns = list(dict.fromkeys(gid for _, gid, _ in joins))
+        index = {gid: c for c, gid in enumerate(columns)}
+        scores = np.full((k, len(columns) + k), -_INFEASIBLE)
+        for i, gid, similarity in joins:
+            scores[i, index[gid]] = similarity
+        scores[np.arange(k), len(columns) + np.arange(k)] = private
+        links = []
+        for i, c in zip(*linear_sum_assignment(-scores), strict=True):
+            tracklet = candidates[i]
+            if c < len(columns):
+                self._move(tracklet, columns[c])  # joins another identity
+            elif not stays[i] and (
+                tracklet.global_id is None or self._own_similarity(tracklet) is not None
+            ):  # a new person, or one that no longer looks like the others of its identity
+                self._move(tracklet, self._new_identity())
+            links.append(self._link(tracklet))
+        return links
+
+    def _joins(
+        self, candidates: list[_Tracklet], vectors: np.ndarray
+    ) -> list[tuple[int, str, float]]:
+        """(candidate row, global id, similarity) of every identity a candidate may join."""
+        assert self._rows is not None
+        # An identity made only of this batch's candidates is being decided itself: joining it
+        # could leave it empty under the joiner (two lone tracklets swapping ids).
+        deciding = {t.tracklet_id for t in candidates}
+        joinable: dict[str, bool] = {}
+        joins = []
+        for i, slot, similarity in zip(*self._candidates(vectors), strict=True):
+            tracklet, gid = candidates[i], self._rows.ids[slot]
+            if gid not in joinable:
+                joinable[gid] = bool(self._identities[gid].members.keys() - deciding)
+            if joinable[gid] and gid != tracklet.global_id and self._allowed(tracklet, gid):
+                joins.append((int(i), gid, float(similarity)))
+        return joins
+
+    def _candidates(
+        self, vectors: np.ndarray, *, exact: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query rows, identity slots, similarities) of the pairs at least `threshold` similar,
+        in query order; from the index where there is one (and not `exact`)."""
+        assert self._rows is not None
+        if self._faiss is None or exact:
+            sims = self._rows.similarities(vectors)
+            rows, slots = np.nonzero(sims >= self.threshold)
+            return rows, slots, sims[rows, slots]
+        rows, slots = self._faiss.candidates(vectors, self.threshold)
+        sims = self._rows.similarity_pairs(vectors[rows], slots)
+        keep = sims >= self.threshold
+        return rows[keep], slots[keep], sims[keep]
+
+    def _own_similarity(self, tracklet: _Tracklet) -> float | None:
+        """Cosine between the tracklet and its identity without it; None if it is alone."""
+        if tracklet.global_id is None:
+            return None
+        identity = self._identities[tracklet.global_id]
+        if len(identity.members) < 2:
+            return None
+        assert self._rows is not None
+        rest = self._rows.sums[self._rows.slot_of[identity.global_id]] - tracklet.vector
+        return float(rest @ tracklet.vector / max(float(np.linalg.norm(rest)), 1e-12))
+
+    def _span(self, tracklet: _Tracklet) -> tuple[float, float]:
+        """(first, last) capture time the tracklet may be in view: up to now while it is open."""
+        end = tracklet.end_time
+        if tracklet.open and self.now - end <= self.silent_tracklet_s:
+            end = max(end, self.now)
+        return tracklet.start_time, end
+
+    def _allowed(self, tracklet: _Tracklet, global_id: str) -> bool:
+        """Whether the constraints let `tracklet` be the person of `global_id`."""
+        start, end = self._span(tracklet)
+        before: tuple[float, _Tracklet] | None = None  # (end, sighting) just before
+        after: tuple[float, _Tracklet] | None = None  # (start, sighting) just after
+        for m in self._identities[global_id].members.values():
+            if m.tracklet_id == tracklet.tracklet_id:
+                continue
+            m_start, m_end = self._span(m)
+            if m_start <= end and start <= m_end:
+                if m.camera_id == tracklet.camera_id:
+                    return False  # two people on one camera at once
+                if frozenset((m.camera_id, tracklet.camera_id)) not in self._overlap:
+                    return False  # one person in two places at once
+            elif m_end < start:
+                before = max(before, (m_end, m), key=lambda x: x[0]) if before else (m_end, m)
+            else:
+                after = min(after, (m_start, m), key=lambda x: x[0]) if after else (m_start, m)
+        if before is not None and not self._transit_ok(before[1], start - before[0], tracklet):
+            return False
+        return after is None or self._transit_ok(tracklet, after[0] - end, after[1])
+
+    def _transit_ok(self, first: _Tracklet, gap: float, second: _Tracklet) -> bool:
+        """Whether `gap` seconds from leaving `first`'s camera to `second`'s fits its window."""
+        window = self._windows.get((first.camera_id, second.camera_id))
+        if window is None or first.camera_id == second.camera_id:
+            return True
+        return window[0] <= gap <= window[1]
+
+    def close(self, closed: Iterable[TrackletClosed]) -> None:
+        """Tracklets that ended: from now on each counts as seen until its last box only."""
+        for event in closed:
+            tracklet = self._tracklets.get(event.tracklet_id)
+            if tracklet is not None:  # None: it never produced a clip, or it expired
+                tracklet.open = False
+                tracklet.end_time = max(tracklet.end_time, event.last_seen)
+                if tracklet.global_id is not None:
+                    self._queue_expiry(self._identities[tracklet.global_id])
+
+    # ----------------------------------------------------------------------- bookkeeping
+
+    def _new_identity(self) -> str:
+        assert self._rows is not None
+        gid = f"{self.id_prefix}-{self._next_id}"
+        self._identities[gid] = _Identity(gid, self._next_id)
+        self._next_id += 1
+        self._rows.add(gid)
+        return gid
+
+    def _move(self, tracklet: _Tracklet, global_id: str) -> None:
+        if tracklet.global_id is not None:
+            old = self._identities[tracklet.global_id]
+            del old.members[tracklet.tracklet_id]
+            self._refresh(old)
+        tracklet.global_id = global_id
+        identity = self._identities[global_id]
+        identity.members[tracklet.tracklet_id] = tracklet
+        self._refresh(identity)
+
+    def _refresh(self, identity: _Identity) -> None:
+        assert self._rows is not None
+        if not identity.members:
+            self._drop(identity)
+            return
+        total = np.sum([m.vector for m in identity.members.values()], axis=0)
+        self._rows.set(identity.global_id, total)
+        if self._faiss is not None:
+            self._faiss.changed(identity.global_id)
+        self._queue_expiry(identity)
+
+    def _drop(self, identity: _Identity) -> None:
+        assert self._rows is not None
+        self._rows.remove(identity.global_id)
+        if self._faiss is not None:
+            self._faiss.changed(identity.global_id)
+        del self._identities[identity.global_id]
+        for tracklet_id in identity.members:
+            self._tracklets.pop(tracklet_id, None)
+
+    def _queue_expiry(self, identity: _Identity) -> None:
+        """Puts the identity in the expiry heap under its current last_seen (if it changed)."""
+        last_seen = identity.last_seen
+        if identity.queued == last_seen:
+            return
+        identity.queued = last_seen
+        heapq.heappush(self._seen, (last_seen, identity.serial, identity.global_id))
+        if len(self._seen) > 2 * len(self._identities) + 16:  # mostly stale: rebuild it
+            self._seen = [
+                (i.queued, i.serial, g) for g, i in self._identities.items() if i.queued is not None
+            ]
+            heapq.heapify(self._seen)
+
+    def _forget_oldest(
+        self, *, spare: Callable[[_Identity], bool], before: float = np.inf, count: int = -1
+    ) -> int:
+        """Drops identities last seen before `before`, oldest first (then the first created), at
+        most `count` of them (-1: no limit), sparing those `spare` says; returns how many."""
+        spared, dropped = [], 0
+        while self._seen and self._seen[0][0] < before and dropped != count:
+            entry = heapq.heappop(self._seen)
+            identity = self._identities.get(entry[2])
+            if identity is None or identity.queued != entry[0]:
+                continue  # stale: the identity is gone, or was seen since and queued again
+            if spare(identity):
+                spared.append(entry)
+                continue
+            log.debug("forgot identity %s (last seen %.1f s ago)", entry[2], self.now - entry[0])
+            self._drop(identity)
+            dropped += 1
+        for entry in spared:
+            heapq.heappush(self._seen, entry)
+        return dropped
+
+    def _expire(self, *, keep: set[str]) -> None:
+        self._forget_oldest(
+            spare=lambda identity: bool(keep & identity.members.keys()),
+            before=self.now - self.ttl_s,
+        )
+
+    def _bound(self, *, keep: set[str | None]) -> None:
+        excess = len(self._identities) - self.max_identities
+        if excess <= 0:
+            return
+        dropped = self._forget_oldest(
+            spare=lambda identity: identity.global_id in keep, count=excess
+        )
+        log.info("gallery full: forgot the %d identities seen longest ago", dropped)
+
+    def _link(self, tracklet: _Tracklet) -> IdentityLink:
+        assert tracklet.global_id is not None
+        similarity = self._own_similarity(tracklet)
+        return IdentityLink(
+            global_id=tracklet.global_id,
+            camera_id=tracklet.camera_id,
+            track_id=tracklet.track_id,
+            tracklet_id=tracklet.tracklet_id,
+            start_time=tracklet.start_time,
+            end_time=tracklet.end_time,
+            similarity=None if similarity is None else float(np.clip(similarity, -1.0, 1.0)),
+        )
+
+
+def match_in_order(
+    matcher: Matcher, items: Sequence[ClipEmbedding | TrackletClosed]
+) -> list[IdentityLink]:
+    """Feeds embeddings and tracklet ends to the matcher in their order: runs of embeddings are
+    matched together, each end applies where it stands."""
+    links: list[IdentityLink] = []
+    run: list[ClipEmbedding] = []
+    for item in items:
+        if isinstance(item, TrackletClosed):
+            links += matcher.update(run)
+            run = []
+            matcher.close([item])
+        else:
+            run.append(item)
+    return links + matcher.update(run)

@@ -1,0 +1,232 @@
+"""The matcher side of the distributed topology: tracklet embeddings in, identity links out.
+
+    reidstream worker (cameras -> embeddings, keyed by camera) ─┐
+    reidstream worker ...                                      ├─▶ kafka.embeddings_topic
+                                                               ▼
+    MatcherService: KafkaConsumer (group kafka.group_id, manual commits)
+      poll ─▶ decode + drop duplicates (event_id) ─▶ Matcher (embeddings; tracklet ends, in
+        their order per camera) ─▶ IdentityLinks
+        ─▶ Publisher (Kafka through the spool; JSONL) ─▶ wait until every link is delivered
+        ─▶ commit the offsets of the polled embeddings
+    so an embedding's offset is committed only after the links it produced are acknowledged: a
+    matcher that dies in between reads those embeddings again (at-least-once; the links it then
+    makes again have new event ids only if its decisions differ).
+
+Kafka does the distribution (consumer groups, partitions, committed offsets); nothing is
+coordinated here. The gallery lives in the matcher's memory: one matcher must see every camera
+of a site, so it should hold every partition of the site's embeddings topic (it logs a warning
+when it does not); a restarted matcher starts with an empty gallery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pipeline.matching.matcher import Matcher, match_in_order
+from pipeline.messages.consumer import Seen, manual_commit_options
+from pipeline.messages.encoding import (
+    CLOSED_SCHEMA,
+    MessageError,
+    closed_from_dict,
+    decode,
+    embedding_from_dict,
+    link_message,
+)
+from pipeline.messages.sinks import Publisher
+from pipeline.messages.types import ClipEmbedding, TrackletClosed
+from pipeline.monitoring.metrics import PipelineMetrics
+
+__all__ = ["MatcherService"]
+
+log = logging.getLogger(__name__)
+
+
+def _capture_time(item: ClipEmbedding | TrackletClosed) -> float:
+    return item.last_seen if isinstance(item, TrackletClosed) else item.end_time
+
+
+class MatcherService:
+    """Consumes tracklet embeddings, matches them, publishes links, commits offsets.
+
+    Args:
+        client_options: kafka-python connection settings (`KafkaConfig.client_options`).
+        topic: The embeddings topic.
+        group_id: The matchers' consumer group.
+        matcher: The gallery.
+        publisher: Where links go; its Kafka sink must already be started.
+        metrics: Stage metrics ("match", "publish") and the gallery size.
+        max_poll_interval_ms: The group's rebalance timeout.
+        delivery_timeout_s: How long one batch's links may take to be acknowledged before the
+            service logs it and keeps waiting (offsets stay uncommitted meanwhile).
+    """
+
+    def __init__(
+        self,
+        client_options: dict[str, Any],
+        topic: str,
+        group_id: str,
+        matcher: Matcher,
+        publisher: Publisher,
+        metrics: PipelineMetrics,
+        *,
+        max_poll_interval_ms: int = 300_000,
+        delivery_timeout_s: float = 30.0,
+    ) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic, self.matcher, self.publisher, self.metrics = topic, matcher, publisher, metrics
+        self.delivery_timeout_s = delivery_timeout_s
+        self._consumer = KafkaConsumer(
+            **client_options,
+            **manual_commit_options(group_id, max_poll_interval_ms),
+            auto_offset_reset="earliest",
+        )
+        self._consumer.subscribe([topic])
+        self._stop = threading.Event()
+        self._seen = Seen()
+        self.embeddings = self.links = self.invalid = self.duplicates = 0
+        self.committed_batches = 0
+        self._warned_partial = False
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Runs until `request_stop`; the batch in hand is finished and committed first."""
+        log.info("matcher: consuming %s", self.topic)
+        while not self._stop.is_set():
+            batches = self._consumer.poll(timeout_ms=500, max_records=500)
+            if not batches:
+                continue
+            self._check_assignment()
+            items = self._decode(batches)
+            if items:
+                self._match(items)
+            if not self._deliver():
+                break  # stopping with links undelivered: leave the offsets uncommitted
+            self._commit()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def health(self) -> dict[str, Any]:
+        assigned = sorted(tp.partition for tp in self._consumer.assignment())
+        return {
+            "status": "ok" if assigned or not self._stop.is_set() else "degraded",
+            "role": "matcher",
+            "topic": self.topic,
+            "partitions": assigned,
+            "embeddings": self.embeddings,
+            "links": self.links,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "identities": self.matcher.identities,
+            "sinks": self.publisher.state(),
+        }
+
+    def _decode(self, batches: dict) -> list[ClipEmbedding | TrackletClosed]:
+        out: list[ClipEmbedding | TrackletClosed] = []
+        for records in batches.values():
+            for record in records:
+                try:
+                    document = decode(record.value)
+                    if document["schema"] == CLOSED_SCHEMA:
+                        item: ClipEmbedding | TrackletClosed = closed_from_dict(document)
+                    else:
+                        item = embedding_from_dict(document)
+                except MessageError as e:
+                    self.invalid += 1
+                    self.metrics.stage_errors.labels(stage="match").inc()
+                    log.warning(
+                        "matcher: skipping an invalid message at %s[%d]@%d: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        e,
+                    )
+                    continue
+                if self._seen.add(document["event_id"]):
+                    out.append(item)
+                else:
+                    self.duplicates += 1
+        return out
+
+    def _match(self, items: list[ClipEmbedding | TrackletClosed]) -> None:
+        # In capture-time order across cameras; a stable sort keeps each tracklet's end after
+        # its last embedding (its last_seen is at least that clip's end).
+        items = sorted(items, key=_capture_time)
+        items = self._drop_foreign(items)
+        start = time.perf_counter()
+        links = match_in_order(self.matcher, items)
+        self.metrics.stage_latency.labels(stage="match").observe(time.perf_counter() - start)
+        self.metrics.batch_size.labels(stage="match").observe(len(items))
+        self.metrics.gallery_identities.set(self.matcher.identities)
+        self.embeddings += sum(isinstance(i, ClipEmbedding) for i in items)
+        now = time.time()
+        self.publisher.publish([link_message(link, produced_at=now) for link in links])
+        self.links += len(links)
+
+    def _drop_foreign(
+        self, items: list[ClipEmbedding | TrackletClosed]
+    ) -> list[ClipEmbedding | TrackletClosed]:
+        """Skips (and counts) embeddings of another model than the gallery's (a worker
+        configured with another model), which cannot be compared with it."""
+        embeddings = [i for i in items if isinstance(i, ClipEmbedding)]
+        if not embeddings:
+            return items
+        model = self.matcher.model or embeddings[0].model
+        size = self.matcher.dim or embeddings[0].embedding.size
+        foreign = {id(e) for e in embeddings if (e.model, e.embedding.size) != (model, size)}
+        if foreign:
+            self.invalid += len(foreign)
+            self.metrics.stage_errors.labels(stage="match").inc()
+            log.error(
+                "matcher: %d embeddings skipped: not of the gallery's model %r (%d-d)",
+                len(foreign),
+                model,
+                size,
+            )
+        return [i for i in items if id(i) not in foreign]
+
+    def _deliver(self) -> bool:
+        """Waits until every link so far is delivered (what makes the commit safe); False if
+        asked to stop first."""
+        while not self.publisher.flush(self.delivery_timeout_s):
+            log.warning(
+                "matcher: links not acknowledged after %.0f s; offsets stay uncommitted "
+                "until they are",
+                self.delivery_timeout_s,
+            )
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _commit(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._consumer.commit()
+            self.committed_batches += 1
+        except KafkaError as e:  # a rebalance or an outage: those embeddings come back
+            log.warning(
+                "matcher: committing offsets failed (%r); the batch will be read again "
+                "and its links sent again (consumers drop duplicates)",
+                e,
+            )
+
+    def _check_assignment(self) -> None:
+        if self._warned_partial:
+            return
+        every = self._consumer.partitions_for_topic(self.topic) or set()
+        mine = {tp.partition for tp in self._consumer.assignment()}
+        if every and mine and mine != every:
+            self._warned_partial = True
+            log.warning(
+                "matcher: this member holds partitions %s of %s only: cameras on the "
+                "others are matched by another matcher, and never linked with these",
+                sorted(mine),
+                sorted(every),
+            )

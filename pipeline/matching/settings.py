@@ -1,0 +1,150 @@
+"""Configuration section of the matcher (`matcher.*`, with its list `matcher.transitions`;
+composed into the root schema by `pipeline.settings`; see `pipeline.config` for how a schema loads).
+
+Plain frozen dataclasses: each leaf's `metadata` says what it does and what changing it trades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.messages.types import CAMERA_ID_PATTERN
+
+__all__ = ["MatcherConfig", "TransitionConfig", "check_camera_id"]
+
+
+def check_camera_id(value: str, what: str) -> None:
+    """Raises ValueError naming `what` when `value` is not a valid camera id."""
+    if not CAMERA_ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{what} = {value!r}: expected 1-128 characters of letters, digits, '_', '.', '-' "
+            f"starting with a letter or digit"
+        )
+
+
+@dataclass(frozen=True)
+class TransitionConfig:
+    """How long people take from one camera to another (a camera-topology constraint)."""
+
+    source: str = field(default="", metadata={"help": "Camera a person leaves (required)."})
+    target: str = field(default="", metadata={"help": "Camera the person reaches next (required)."})
+    min_s: float = field(
+        default=0.0,
+        metadata={
+            "help": "Shortest time from leaving `source` to appearing on `target`; negative when "
+            "the views overlap."
+        },
+    )
+    max_s: float = field(
+        default=60.0, metadata={"help": "Longest such time; a longer gap cannot be the same walk."}
+    )
+    both_ways: bool = field(
+        default=True, metadata={"help": "The same window applies from target to source."}
+    )
+
+    def __post_init__(self) -> None:
+        for what, value in (("source", self.source), ("target", self.target)):
+            if not value:
+                raise ValueError(f"{what}: required, a camera id")
+            check_camera_id(value, what)
+        if self.max_s < self.min_s:
+            raise ValueError(f"max_s = {self.max_s} must be at least min_s = {self.min_s}")
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """The global identity gallery and how tracklets are assigned to it."""
+
+    threshold: float = field(
+        default=0.6,
+        metadata={
+            "ge": -1.0,
+            "le": 1.0,
+            "help": "Least cosine similarity between a tracklet and an identity for the tracklet "
+            "to join it; below, it opens a new global id. Raising it splits one person into "
+            "several ids (fewer false merges); lowering it merges different people. Depends on "
+            "the model: measure same vs different person similarities on your cameras.",
+        },
+    )
+    switch_margin: float = field(
+        default=0.05,
+        metadata={
+            "ge": 0.0,
+            "le": 2.0,
+            "help": "A tracklet already linked moves to another identity only if that one is more "
+            "similar by this margin. Higher keeps ids stable; lower corrects early mistakes "
+            "sooner.",
+        },
+    )
+    ttl_s: float = field(
+        default=600.0,
+        metadata={
+            "gt": 0.0,
+            "help": "An identity not seen on any camera for this long (stream time) is forgotten: "
+            "a later return gets a new global id. Longer re-identifies people after long "
+            "absences, with a larger gallery and more chances of a false match.",
+        },
+    )
+    max_identities: int = field(
+        default=10_000,
+        metadata={
+            "ge": 1,
+            "help": "Gallery size bound; beyond it the identity seen longest ago is forgotten "
+            "first. Bounds memory and matching time (linear in the gallery size).",
+        },
+    )
+    silent_tracklet_s: float = field(
+        default=30.0,
+        metadata={
+            "gt": 0.0,
+            "help": "A tracklet counts as in view (so its person cannot be matched elsewhere) "
+            "until its end arrives; one that sent no clip for this long (stream time) counts as "
+            "ended at its last clip, in case its worker died before ending it. Longer keeps a "
+            "stalled camera's people from being matched elsewhere for longer.",
+        },
+    )
+    index: Literal["exact", "faiss"] = field(
+        default="exact",
+        metadata={
+            "help": "How the identities above the threshold are found: 'exact' compares each "
+            "tracklet with every identity (one matrix product; 54 ms per 32 clips at 100k 512-d "
+            "identities on 2 CPU cores); 'faiss' asks a FAISS inverted-file index "
+            "(reidstream[faiss]), about 2.5x faster at 100k identities but approximate (it found "
+            "60-77% of them on random embeddings) and it stalls for its training; see "
+            "BENCHMARKS.md."
+        },
+    )
+    nprobe: int = field(
+        default=64,
+        metadata={
+            "ge": 1,
+            "help": "index = 'faiss': inverted lists searched per query (of 4 sqrt(identities)). "
+            "More finds more of the identities above the threshold, and costs more.",
+        },
+    )
+    overlapping_cameras: tuple[tuple[str, ...], ...] = field(
+        default=(),
+        metadata={
+            "help": "Groups of cameras whose views overlap, e.g. [[cam1, cam2]]: one person may "
+            "be on two of them at once. Elsewhere a person is never in two places at the same "
+            "time, and two tracklets overlapping in time on one camera are never one person."
+        },
+    )
+    transitions: tuple[TransitionConfig, ...] = field(
+        default=(),
+        metadata={
+            "help": "Optional camera-to-camera transit time windows: a tracklet may continue an "
+            "identity last seen on the source camera only if it starts within [min_s, max_s] "
+            "after that sighting ends. Pairs without a window are not constrained."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for group in self.overlapping_cameras:
+            if len(group) < 2:
+                raise ValueError(
+                    f"overlapping_cameras: each group names at least two cameras, got {list(group)}"
+                )
+            for camera in group:
+                check_camera_id(camera, "overlapping_cameras")

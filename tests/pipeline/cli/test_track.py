@@ -1,0 +1,145 @@
+"""`reidstream track` on real footage: outputs, the config it records, and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from detectors.settings import TrackerConfig
+from detectors.video import VideoReader
+from pipeline.cli import main
+from pipeline.config import describe_config
+from pipeline.settings import ReidstreamConfig
+
+
+def test_onnx_yolo_and_bytetrack_write_mot_results_video_and_config(
+    yolov5n_onnx, pets_video, tmp_path, capsys
+):
+    import motmetrics as mm
+
+    out = tmp_path / "out"
+    argv = ["track", str(pets_video), "--weights", str(yolov5n_onnx), "--out", str(out)]
+    # KEY=VALUE before and after the flags: both apply.
+    argv += ["detector.iou=0.6", "--max-frames", "12", "--save-video", "tracker.track_buffer=15"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "12 frames of pets2009_s2l1_view1.avi" in stdout and "frames/s" in stdout
+
+    results = mm.io.loadtxt(out / "pets2009_s2l1_view1.txt")
+    frames = results.index.get_level_values("FrameId")
+    assert frames.min() == 1 and frames.max() == 12
+    assert results.index.get_level_values("Id").nunique() >= 3
+    assert (results.groupby(level="FrameId").size() >= 3).all()
+    assert ((results["Width"] > 5) & (results["Height"] > 15)).all()
+    assert (results[["ClassId", "Visibility"]] == -1).all().all()  # x, y, z of 2D results
+
+    with VideoReader(out / "pets2009_s2l1_view1.mp4") as annotated:
+        assert (annotated.info.width, annotated.info.height) == (480, 360)
+        assert len(list(annotated)) == 12
+
+    recorded = yaml.safe_load((out / "pets2009_s2l1_view1.config.yaml").read_text())
+    assert recorded["detector"]["name"] == "onnx-yolo"
+    assert recorded["detector"]["weights"] == str(yolov5n_onnx)
+    assert recorded["detector"]["iou"] == 0.6
+    assert recorded["tracker"] | {"track_buffer": 15} == recorded["tracker"]
+    assert recorded["track"] == {
+        "out_dir": str(out),
+        "save_video": True,
+        "batch_size": 1,
+        "max_frames": 12,
+    }
+
+
+def test_hog_and_botsort_need_no_weights(pets_video, tmp_path, capsys):
+    argv = ["track", str(pets_video), "--detector", "hog", "--tracker", "botsort"]
+    assert main([*argv, "--out", str(tmp_path), "--max-frames", "4", "track.batch_size=2"]) == 0
+    lines = (tmp_path / "pets2009_s2l1_view1.txt").read_text().splitlines()
+    assert lines and all(line.endswith(",-1,-1,-1") for line in lines)
+    assert "hog + botsort" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "detector.weights: the 'onnx-yolo' detector needs a weights file"),
+        (["--detector", "yolo9000"], "detector: name = 'yolo9000': expected one of hog, onnx-yolo"),
+        (["--detector", "hog", "--weights", "x.onnx"], "the 'hog' detector takes no weights"),
+        (["--tracker", "sort"], "expected one of botsort, bytetrack"),
+        (
+            ["tracker.track_buffer=0"],
+            "tracker.track_buffer = '0' (from command line): must be >= 1",
+        ),
+        (["detector.confidence=2"], "detector.confidence = '2' (from command line): must be <= 1"),
+        (["--detector", "hog", "tracker.gmc_method=fast"], "tracker.gmc_method = 'fast'"),
+    ],
+)
+def test_configuration_errors_exit_2_naming_the_key(pets_video, tmp_path, capsys, extra, message):
+    assert main(["track", str(pets_video), "--out", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unusable_inputs_exit_2_naming_the_file(yolov5n_onnx, pets_video, tmp_path, capsys):
+    text = tmp_path / "clip.mp4"
+    text.write_text("not a video\n")
+    assert main(["track", str(text), "--detector", "hog", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"reidstream track: '{text}': cannot be opened as a video" in err
+
+    assert main(["track", str(tmp_path / "gone.avi"), "--weights", str(yolov5n_onnx)]) == 2
+    assert "gone.avi': video file not found" in capsys.readouterr().err
+
+    weights = tmp_path / "weights.onnx"
+    weights.write_bytes(b"PK\x03\x04 not a model")
+    assert main(["track", str(pets_video), "--weights", str(weights), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"'{weights}': not a loadable ONNX model" in err
+    assert not list(tmp_path.glob("*.txt"))  # nothing written before the inputs are known good
+
+
+def test_stray_arguments_are_still_refused(pets_video, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["track", str(pets_video), "--detector", "hog", "stray"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: stray" in capsys.readouterr().err
+
+
+def test_tracker_defaults_are_ultralytics_own():
+    """The config's tracker defaults are those of Ultralytics' tracker YAML files."""
+    from ultralytics.utils import ROOT
+
+    defaults = dataclasses.asdict(TrackerConfig())
+    for name in ("bytetrack", "botsort"):
+        theirs = yaml.safe_load((ROOT / "cfg" / "trackers" / f"{name}.yaml").read_text())
+        theirs.pop("tracker_type")
+        if "model" in theirs:
+            assert theirs.pop("model") == "auto" and defaults["reid_model"] is None
+        assert {k: defaults[k] for k in theirs} == theirs
+
+
+def test_options_passed_to_the_factories():
+    cfg = ReidstreamConfig()
+    assert set(cfg.tracker.options(device="cpu")) == {
+        "track_high_thresh",
+        "track_low_thresh",
+        "new_track_thresh",
+        "track_buffer",
+        "match_thresh",
+        "fuse_score",
+    }
+    botsort = dataclasses.replace(cfg.tracker, name="botsort").options(device="cpu")
+    assert botsort["gmc_method"] == "sparseOptFlow" and botsort["device"] == "cpu"
+    detector = dataclasses.replace(cfg.detector, weights=Path("m.onnx")).options(device="cpu")
+    assert detector["layout"] == "auto" and detector["classes"] == (0,)
+    assert "layout" not in dataclasses.replace(cfg.detector, name="hog").options(device="cpu")
+
+
+def test_every_detector_and_tracker_key_is_documented():
+    keys = {info.key: info for info in describe_config(ReidstreamConfig)}
+    for section in ("detector", "tracker", "track"):
+        documented = [k for k in keys if k.startswith(f"{section}.")]
+        assert len(documented) >= 4
+        assert all(len(keys[k].help) > 20 for k in documented)
+    assert keys["tracker.track_buffer"].default == 30

@@ -1,0 +1,153 @@
+"""Messages: what is published follows the shipped JSON Schemas and decodes back exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.messages.encoding import (
+    CLOSED_SCHEMA,
+    EMBEDDING_SCHEMA,
+    LINK_SCHEMA,
+    MessageError,
+    closed_from_dict,
+    closed_message,
+    decode,
+    embedding_from_dict,
+    embedding_message,
+    link_from_dict,
+    link_message,
+    schema_document,
+    validate,
+)
+from pipeline.messages.types import ClipEmbedding, IdentityLink, TrackletClosed
+
+LINK = IdentityLink("ab12-7", "cam-2", 4, "cam-2.x.9", 1_700_000_000.5, 1_700_000_003.25, 0.81)
+NEW = IdentityLink("ab12-8", "cam-1", 1, "cam-1.x.1", 1_700_000_000.0, 1_700_000_001.0)
+
+
+def embedding(vector: np.ndarray | None = None) -> ClipEmbedding:
+    vector = (
+        np.random.default_rng(0).standard_normal(64).astype(np.float32)
+        if vector is None
+        else vector
+    )
+    return ClipEmbedding("cam-3", 2, "cam-3.x.4", 10, 17, 1_700_000_001.0, 1_700_000_001.7,
+                         vector, "ap3d_r18:demo.pt")  # fmt: skip
+
+
+@pytest.mark.parametrize("link", [LINK, NEW])
+def test_link_message_follows_its_schema_and_round_trips(link):
+    message = link_message(link, produced_at=1_700_000_004.0)
+    assert (message.kind, message.key, message.camera_id) == (
+        "link",
+        link.global_id,
+        link.camera_id,
+    )
+    assert message.event_id == link.event_id and message.frame_time == link.end_time
+    document = decode(message.value)
+    validate(document)
+    assert document["schema"] == LINK_SCHEMA and document["event_id"] == link.event_id
+    assert document["new_identity"] is (link.similarity is None)
+    assert link_from_dict(document) == link
+
+
+def test_embedding_message_is_exact_and_keyed_by_camera():
+    source = embedding()
+    message = embedding_message(source, produced_at=1.0)
+    assert (message.kind, message.key, message.event_id) == ("embedding", "cam-3", source.event_id)
+    document = decode(message.value)
+    validate(document)
+    assert document["schema"] == EMBEDDING_SCHEMA and document["dim"] == 64
+    back = embedding_from_dict(document)
+    np.testing.assert_array_equal(back.embedding, source.embedding)  # bit-exact float32
+    assert (back.tracklet_id, back.start_frame, back.end_frame, back.model) == (
+        "cam-3.x.4",
+        10,
+        17,
+        "ap3d_r18:demo.pt",
+    )
+    assert back.event_id == source.event_id
+
+
+def test_event_ids_are_deterministic_and_distinct():
+    again = IdentityLink(*[getattr(LINK, f) for f in
+                           ("global_id", "camera_id", "track_id", "tracklet_id", "start_time",
+                            "end_time", "similarity")])  # fmt: skip
+    assert again.event_id == LINK.event_id
+    assert NEW.event_id != LINK.event_id
+    later = embedding_message(embedding(), produced_at=99.0)
+    assert later.event_id == embedding_message(embedding(), produced_at=1.0).event_id
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda d: d.pop("global_id"), "global_id"),
+        (lambda d: d.update(similarity=1.5), "similarity"),
+        (lambda d: d.update(camera_id="cam 1"), "camera_id"),
+        (lambda d: d.update(extra=1), "Additional properties"),
+        (lambda d: d.update(event_id="not-a-uuid"), "event_id"),
+    ],
+)
+def test_schema_validation_names_the_problem(change, where):
+    document = decode(link_message(LINK).value)
+    change(document)
+    with pytest.raises(MessageError, match=where):
+        validate(document)
+
+
+def test_bad_bodies_are_message_errors():
+    with pytest.raises(MessageError, match="not a JSON document"):
+        decode(b"\xff{")
+    with pytest.raises(MessageError, match="expected a JSON object"):
+        decode(b"[1, 2]")
+    with pytest.raises(MessageError, match="schema 'other/1'"):
+        decode(json.dumps({"schema": "other/1"}))
+    document = decode(embedding_message(embedding()).value)
+    with pytest.raises(MessageError, match=r"expected a reidstream\.identity_link/1 document"):
+        link_from_dict(document)
+    with pytest.raises(MessageError, match="dim says 63"):
+        embedding_from_dict(document | {"dim": 63})
+    nan = np.full(64, np.nan, np.float32).tobytes()
+    import base64
+
+    with pytest.raises(MessageError, match="finite"):
+        embedding_from_dict(document | {"embedding": base64.b64encode(nan).decode()})
+
+
+def test_schemas_ship_in_the_package_and_name_themselves():
+    for name in (LINK_SCHEMA, EMBEDDING_SCHEMA, CLOSED_SCHEMA):
+        schema = schema_document(name)
+        assert schema["title"] == name
+        assert schema["properties"]["schema"] == {"const": name}
+        assert set(schema["required"]) == set(schema["properties"])
+
+
+def test_tracklet_closed_message_round_trips_keyed_by_camera():
+    closed = TrackletClosed("cam-3", 2, "cam-3.x.4", 1_700_000_009.5)
+    message = closed_message(closed, produced_at=1.0)
+    assert (message.kind, message.key, message.event_id) == ("closed", "cam-3", closed.event_id)
+    document = decode(message.value)
+    validate(document)
+    assert document["schema"] == CLOSED_SCHEMA
+    assert closed_from_dict(document) == closed
+    assert closed.event_id == TrackletClosed("cam-3", 2, "cam-3.x.4", 5.0).event_id  # once
+
+
+def test_an_embedding_carries_where_its_tracklet_started():
+    source = embedding()
+    early = ClipEmbedding(**{**_fields(source), "tracklet_start": 1_700_000_000.2})
+    back = embedding_from_dict(decode(embedding_message(early).value))
+    assert back.tracklet_start == 1_700_000_000.2
+    assert embedding().tracklet_start == embedding().start_time  # none given: the clip's start
+    with pytest.raises(ValueError, match="tracklet_start"):
+        ClipEmbedding(**{**_fields(source), "tracklet_start": source.start_time + 1})
+
+
+def _fields(e: ClipEmbedding) -> dict:
+    names = ("camera_id", "track_id", "tracklet_id", "start_frame", "end_frame", "start_time",
+             "end_time", "embedding", "model")  # fmt: skip
+    return {n: getattr(e, n) for n in names}
