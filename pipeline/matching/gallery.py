@@ -5,7 +5,7 @@
     FaissCandidates   identities above a threshold proposed by a FAISS inverted-file index,
                       rewritten as identities change (for `Matcher(index="faiss")`)
 
-Used by `pipeline.matcher`, which holds the identities, their constraints and their expiry.
+Used by `pipeline.matching.matcher`, which holds the identities, their constraints and their expiry.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ keyed by when each was last seen, instead of visiting every identity each batch
 wall clock, so that a replay decides exactly as the live run did.
 
 With ``index="faiss"`` the identities above threshold are proposed by a FAISS inverted-file
-index (`pipeline.gallery.FaissCandidates`) instead of the product with every row; the
+index (`pipeline.matching.gallery.FaissCandidates`) instead of the product with every row; the
 similarities of the proposals are then recomputed from the matrix, so the index only decides
 which identities are looked at. It is approximate, and exact is the default: on the benchmark's
 galleries (random embeddings, 2 CPU cores) the index was faster than the product only at 100k

@@ -11,7 +11,7 @@ Kafka delivery is at-least-once and in order: the sender sends the spool's oldes
 for the broker's acknowledgement of every replica (``acks="all"``, idempotent producer) and
 removes from the spool only the acknowledged prefix of the batch; whatever failed, and all that
 came after it, is sent again. While the broker is unreachable messages wait in the spool (a
-bounded SQLite file, `pipeline.spool`), and nothing is dropped: when the spool is full,
+bounded SQLite file, `pipeline.messages.spool`), and nothing is dropped: when the spool is full,
 `publish` waits. Links are keyed by global id, embeddings by camera id (one key stays on one
 partition, so its messages stay in order); the topics are `kafka.links_topic` and
 `kafka.embeddings_topic`, created by the broker's auto-creation if missing.

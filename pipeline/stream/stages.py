@@ -55,7 +55,7 @@ class Stage:
     """A thread: batches from `inbox`, `process`, results to `outbox`.
 
     Args:
-        name: The stage's `stage` label (one of `pipeline.metrics.STAGES`).
+        name: The stage's `stage` label (one of `pipeline.monitoring.metrics.STAGES`).
         inbox: Queue (or frame buffer) it reads.
         outbox: Queue it writes; None for the last stage.
         metrics: Where latency, batch sizes and errors are counted.
@@ -78,7 +78,7 @@ class Stage:
         self._thread = threading.Thread(target=self._main, name=f"stage-{name}", daemon=True)
         self.items = 0  # items processed
         #: Called after each batch with (stage, start, seconds, batch, results): a profiler's
-        #: hook (`pipeline.profiling`); None in a normal run.
+        #: hook (`pipeline.bench.profiling`); None in a normal run.
         self.observer: Callable[[str, float, float, list, Sequence], None] | None = None
 
     def process(self, batch: list[Any]) -> Sequence[Any]:
@@ -216,7 +216,7 @@ class TrackStage(Stage):
 
 
 class TrackletStage(Stage):
-    """Tracked boxes -> clips (see `pipeline.tracklets`).
+    """Tracked boxes -> clips (see `pipeline.stream.tracklets`).
 
     Args:
         builder: The tracklet builder of all cameras.
@@ -326,7 +326,7 @@ class EmbedStage(Stage):
 
 
 class MatchStage(Stage):
-    """Clip embeddings -> identity links (see `pipeline.matcher`).
+    """Clip embeddings -> identity links (see `pipeline.matching.matcher`).
 
     Args:
         matcher: The gallery.

@@ -9,7 +9,6 @@ ONNX export are built once per model (module-scoped fixture) and shared by the e
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +31,6 @@ from deploy.engines import (
 from deploy.engines.onnxruntime_engine import OnnxRuntimeEngine
 from deploy.engines.torch_engine import TorchEngine, load_checkpoint
 from deploy.export import export_onnx, parity, write_sidecar
-from pipeline.config import ConfigError, load_config
-from pipeline.settings import ReidstreamConfig
 from reid_models import create_model, list_models, model_spec
 from reid_models.base import ReIDModel
 from reid_models.c3d import C3D_MEAN_RGB, C3D_STD
@@ -456,45 +453,3 @@ def test_torch_engine_refuses_what_it_cannot_run(c2d, case_free_onnx):
 
 
 # -------------------------------------------------------------------------------------- settings
-
-
-def test_reid_settings_defaults_load_and_build_their_engine(case_free_onnx):
-    cfg = load_config(ReidstreamConfig, environ={}).reid
-    assert (cfg.engine, cfg.model, cfg.precision, cfg.max_batch) == ("auto", None, "fp32", 32)
-    assert cfg.tensorrt.min_batch <= cfg.tensorrt.opt_batch
-    # Nothing configured: the bundled demo model, rebuilt from its checkpoint's model spec.
-    default = create_engine(cfg.engine, **cfg.options(device="cpu"))
-    assert (default.name, default.device, default.embedding_dim) == ("torch", "cpu", 128)
-    assert default.cfg.input_size == (3, 64, 32)
-    for name in ("torch", "onnxruntime", "external-onnx"):
-        chosen = load_config(ReidstreamConfig, environ={}, overrides=[f"reid.engine={name}"])
-        create = inspect.signature(engine_class(name).create).parameters
-        own = {k: v for k, v in chosen.reid.options(device="cpu").items() if k not in create}
-        # every option the settings give is one the engine's constructor takes
-        inspect.signature(engine_class(name).__init__).bind_partial(None, **own)
-    overrides = [
-        "reid.engine=onnxruntime",
-        f"reid.onnx_path={case_free_onnx}",
-        "reid.model=c2d_r18",
-    ]
-    chosen = load_config(ReidstreamConfig, environ={}, overrides=overrides).reid
-    assert chosen.missing() == []
-    engine = create_engine(chosen.engine, **chosen.options(device="cpu"))
-    assert engine.name == "onnxruntime" and engine.clip_len == 4
-
-
-def test_reid_settings_are_validated():
-    with pytest.raises(ConfigError, match="engine = 'tvm'"):
-        load_config(ReidstreamConfig, environ={}, overrides=["reid.engine=tvm"])
-    with pytest.raises(ConfigError, match="model = 'ap3d'"):
-        load_config(ReidstreamConfig, environ={}, overrides=["reid.model=ap3d"])
-    with pytest.raises(ConfigError, match="min_batch = 8 must not exceed opt_batch = 4"):
-        load_config(
-            ReidstreamConfig,
-            environ={},
-            overrides=["reid.tensorrt.min_batch=8", "reid.tensorrt.opt_batch=4"],
-        )
-    missing = load_config(ReidstreamConfig, environ={}, overrides=["reid.engine=tensorrt"]).reid
-    assert missing.missing() == [
-        "reid.onnx_path: the 'tensorrt' engine needs an ONNX file; none given"
-    ]

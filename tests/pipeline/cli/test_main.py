@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline.cli import main
+from pipeline.cli import COMMANDS, main
+from pipeline.cli.common import UsageError
 
 # The console script installed beside this interpreter, as a user runs it.
 REIDSTREAM = Path(sys.executable).with_name("reidstream")
@@ -32,6 +33,52 @@ def test_python_m_pipeline_runs_the_cli():
         [sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("reidstream ")
+
+
+def test_help_loads_no_model_library():
+    """`reidstream --help` and `reidstream <command> --help` import neither torch nor OpenCV:
+    commands are imported when chosen, and their modules import the work when run."""
+    commands = sorted({c.name for c in COMMANDS} - {"bench"})  # bench: tests/pipeline/cli
+    code = f"""
+import sys
+from pipeline.cli import main
+for argv in [["--help"]] + [[c, "--help"] for c in {commands!r}]:
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+    loaded = sorted({{"torch", "cv2", "ultralytics", "onnxruntime"}} & set(sys.modules))
+    assert not loaded, (argv, loaded)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage: reidstream demo" in done.stdout and "usage: reidstream consume" in done.stdout
+
+
+def test_every_command_has_its_arguments_and_its_run():
+    import importlib
+
+    for command in COMMANDS:
+        module = importlib.import_module(command.module)
+        assert callable(module.add_arguments) and callable(module.run), command.name
+
+
+def test_usage_errors_exit_2_and_other_errors_keep_their_traceback(monkeypatch, capsys):
+    import pipeline.cli.config as command
+
+    def unusable(args):
+        raise UsageError("that file is not a video")
+
+    monkeypatch.setattr(command, "run", unusable)
+    assert main(["config"]) == 2
+    assert capsys.readouterr().err == "reidstream config: that file is not a video\n"
+
+    def bug(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(command, "run", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["config"])
 
 
 def test_no_command_prints_help_and_fails(capsys):

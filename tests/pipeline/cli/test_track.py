@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 import yaml
 
-from detectors.settings import TrackerConfig
 from detectors.video import VideoReader
 from pipeline.cli import main
-from pipeline.config import describe_config
-from pipeline.settings import ReidstreamConfig
 
 
 def test_onnx_yolo_and_bytetrack_write_mot_results_video_and_config(
@@ -104,42 +98,3 @@ def test_stray_arguments_are_still_refused(pets_video, capsys):
         main(["track", str(pets_video), "--detector", "hog", "stray"])
     assert exit_.value.code == 2
     assert "unrecognized arguments: stray" in capsys.readouterr().err
-
-
-def test_tracker_defaults_are_ultralytics_own():
-    """The config's tracker defaults are those of Ultralytics' tracker YAML files."""
-    from ultralytics.utils import ROOT
-
-    defaults = dataclasses.asdict(TrackerConfig())
-    for name in ("bytetrack", "botsort"):
-        theirs = yaml.safe_load((ROOT / "cfg" / "trackers" / f"{name}.yaml").read_text())
-        theirs.pop("tracker_type")
-        if "model" in theirs:
-            assert theirs.pop("model") == "auto" and defaults["reid_model"] is None
-        assert {k: defaults[k] for k in theirs} == theirs
-
-
-def test_options_passed_to_the_factories():
-    cfg = ReidstreamConfig()
-    assert set(cfg.tracker.options(device="cpu")) == {
-        "track_high_thresh",
-        "track_low_thresh",
-        "new_track_thresh",
-        "track_buffer",
-        "match_thresh",
-        "fuse_score",
-    }
-    botsort = dataclasses.replace(cfg.tracker, name="botsort").options(device="cpu")
-    assert botsort["gmc_method"] == "sparseOptFlow" and botsort["device"] == "cpu"
-    detector = dataclasses.replace(cfg.detector, weights=Path("m.onnx")).options(device="cpu")
-    assert detector["layout"] == "auto" and detector["classes"] == (0,)
-    assert "layout" not in dataclasses.replace(cfg.detector, name="hog").options(device="cpu")
-
-
-def test_every_detector_and_tracker_key_is_documented():
-    keys = {info.key: info for info in describe_config(ReidstreamConfig)}
-    for section in ("detector", "tracker", "track"):
-        documented = [k for k in keys if k.startswith(f"{section}.")]
-        assert len(documented) >= 4
-        assert all(len(keys[k].help) > 20 for k in documented)
-    assert keys["tracker.track_buffer"].default == 30

@@ -1,12 +1,12 @@
+"""The stream's own types, `Frame` and `Clip`: validated on construction."""
+
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import numpy as np
 import pytest
 
-from pipeline.messages.types import ClipEmbedding, IdentityLink
 from pipeline.stream.types import Clip, Frame
 
 
@@ -21,11 +21,6 @@ def _clip(t: int = 4, **kwargs) -> Clip:
         "crops": np.zeros((t, 256, 128, 3), np.uint8),
     }
     return Clip(**(fields | kwargs))
-
-
-def _embedding(**kwargs) -> ClipEmbedding:
-    vector = np.ones(8, np.float32) / np.sqrt(8)
-    return _clip().to_embedding(kwargs.pop("embedding", vector), model="c2d_r50")
 
 
 # ------------------------------------------------------------------------------------------ Frame
@@ -101,76 +96,12 @@ def test_clip_rejects_inconsistent_fields(kwargs, message):
         _clip(**kwargs)
 
 
-# ---------------------------------------------------------------------------------- ClipEmbedding
+# ------------------------------------------------------------------------ Clip -> ClipEmbedding
 
 
-def test_clip_embedding_from_clip():
-    emb = _embedding()
+def test_a_clip_becomes_the_embedding_message_of_its_span():
+    emb = _clip().to_embedding(np.ones(8, np.float32) / np.sqrt(8), model="c2d_r50")
     assert (emb.camera_id, emb.track_id, emb.tracklet_id) == ("cam-1", 3, "cam-1/3/100")
     assert (emb.start_frame, emb.end_frame) == (100, 106)
-    assert emb.end_time > emb.start_time
+    assert emb.end_time > emb.start_time and emb.tracklet_start == emb.start_time
     assert emb.embedding.dtype == np.float32 and emb.model == "c2d_r50"
-
-
-@pytest.mark.parametrize(
-    ("vector", "message"),
-    [
-        (np.array([1.0, np.nan], np.float32), "expected finite values, got nan at"),
-        (np.zeros(4, np.float32), "non-zero vector"),
-        (np.zeros(0, np.float32), "non-empty"),
-        (np.ones((2, 4), np.float32), r"expected shape \(any,\), got \(2, 4\)"),
-    ],
-)
-def test_clip_embedding_rejects_bad_vectors(vector, message):
-    with pytest.raises(ValueError, match="ClipEmbedding.embedding: .*" + message):
-        _embedding(embedding=vector)
-
-
-def test_clip_embedding_rejects_reversed_span():
-    emb = _embedding()
-    with pytest.raises(ValueError, match="expected start <= end"):
-        dataclasses.replace(emb, start_frame=emb.end_frame + 1)
-
-
-# ----------------------------------------------------------------------------------- IdentityLink
-
-
-def _link(**kwargs) -> IdentityLink:
-    fields = {
-        "global_id": "g-000042",
-        "camera_id": "cam-2",
-        "track_id": 11,
-        "tracklet_id": "cam-2/11/900",
-        "start_time": 1_700_000_030.0,
-        "end_time": 1_700_000_034.5,
-        "similarity": 0.83,
-    }
-    return IdentityLink(**(fields | kwargs))
-
-
-def test_identity_link_event_id_is_deterministic():
-    a, b = _link(), _link()
-    assert a == b and a.event_id == b.event_id
-    assert len({a.event_id, _link(end_time=1_700_000_035.0).event_id}) == 2
-    assert _link(global_id="g-7").event_id != a.event_id
-    assert uuid.UUID(a.event_id).version == 5
-
-
-def test_identity_link_new_identity():
-    assert _link(similarity=None).is_new_identity
-    assert not _link().is_new_identity
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"similarity": 1.5}, r"similarity: expected a value in \[-1, 1\]"),
-        ({"similarity": float("nan")}, "similarity: expected a finite number"),
-        ({"end_time": 0.0}, "expected start_time <= end_time"),
-        ({"global_id": ""}, "global_id: expected a non-empty string"),
-        ({"camera_id": "a/b"}, "camera_id: expected 1-128 characters"),
-    ],
-)
-def test_identity_link_rejects_bad_fields(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        _link(**kwargs)
