@@ -16,7 +16,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -32,12 +32,16 @@ from pipeline.monitoring.metrics import (
 )
 from pipeline.settings import ReidstreamConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-SITE_FILE = DEPLOY / "config" / "site.yaml"
-K8S = DEPLOY / "k8s"
-DASHBOARD_DIR = DEPLOY / "grafana" / "dashboards"
+ROOT = Path(__file__).resolve().parents[3]
+#: Container, Prometheus, Grafana and Kubernetes files, apart from the engine code of deploy/.
+OPS = ROOT / "deploy" / "ops"
+COMPOSE_FILE = OPS / "compose.yaml"
+#: The site example: compose mounts it, the images copy it, Kubernetes gets it in a ConfigMap.
+SITE_FILE = OPS / "site.yaml"
+DOCKER_DIR = OPS / "docker"
+PROMETHEUS_DIR = OPS / "prometheus"
+K8S = OPS / "k8s"
+DASHBOARD_DIR = OPS / "grafana" / "dashboards"
 #: The compose service that runs the pipeline, and the one that runs the broker.
 PIPELINE_SERVICE, KAFKA_SERVICE = "reidstream", "kafka"
 #: Labels Prometheus adds to every scraped series (target labels).
@@ -77,6 +81,19 @@ def mounts(service: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def bind_mounts(service: Mapping[str, Any]) -> dict[str, Path]:
+    """The host files and folders a compose service mounts: container path -> host path.
+
+    Compose resolves a relative host path against the compose file's folder, not the working
+    directory; sources that are not paths are named volumes.
+    """
+    return {
+        target: (COMPOSE_FILE.parent / source).resolve()
+        for target, source in mounts(service).items()
+        if source.startswith((".", "/"))
+    }
+
+
 def published(service: Mapping[str, Any]) -> dict[int, int]:
     """Compose `ports` of a service: container port -> host port."""
     out = {}
@@ -90,11 +107,12 @@ def published(service: Mapping[str, Any]) -> dict[int, int]:
 
 
 def test_every_manifest_parses():
-    files = [COMPOSE_FILE, *sorted(DEPLOY.rglob("*.yaml")), *sorted(DEPLOY.rglob("*.yml"))]
+    files = [*sorted(OPS.rglob("*.yaml")), *sorted(OPS.rglob("*.yml"))]
+    assert COMPOSE_FILE in files and SITE_FILE in files
     for path in files:
         docs = list(yaml.safe_load_all(path.read_text()))
         assert docs and all(doc is not None for doc in docs), path
-    jsons = sorted(DEPLOY.rglob("*.json"))
+    jsons = sorted(OPS.rglob("*.json"))
     assert DASHBOARD_DIR / "reidstream.json" in jsons
     for path in jsons:
         assert isinstance(json.loads(path.read_text()), dict), path
@@ -169,7 +187,7 @@ def test_dashboard_metrics_exist(path, known_series):
 
 
 def test_alerting_rules_metrics_exist(known_series):
-    exprs = list(rule_exprs(load_yaml(DEPLOY / "prometheus" / "rules.yml")))
+    exprs = list(rule_exprs(load_yaml(PROMETHEUS_DIR / "rules.yml")))
     assert exprs
     assert promql_problems(exprs, known_series) == []
 
@@ -274,7 +292,7 @@ def dockerfile_problems(text: str, *, port: int) -> list[str]:
 
 
 def dockerfiles() -> list[Path]:
-    return sorted((DEPLOY / "docker").glob("Dockerfile*"))
+    return sorted(DOCKER_DIR.glob("Dockerfile*"))
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)
@@ -303,22 +321,83 @@ def test_dockerfile_check_finds_planted_faults():
     ]
 
 
-def test_gpu_image_ships_tensorrt_and_default_config():
-    text = (DEPLOY / "docker" / "Dockerfile.gpu").read_text()
+def test_gpu_image_ships_tensorrt():
+    text = (DOCKER_DIR / "Dockerfile.gpu").read_text()
     args = dict(i for i in dockerfile_instructions(text) if i[0] == "ARG")
     assert args["ARG"].startswith("BASE_IMAGE=nvcr.io/nvidia/pytorch:")
     assert "import cv2, tensorrt, torch_tensorrt" in text
-    assert "COPY deploy/config/site.yaml /etc/reidstream/site.yaml" in text
 
 
-def test_dockerignore_keeps_what_the_build_copies():
-    patterns = (ROOT / ".dockerignore").read_text().split()
-    kept = {p[1:] for p in patterns if p.startswith("!")}
+@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)
+def test_image_default_config_is_the_site_example(path):
+    """The --config file of the default command is copied in from the one site example."""
+    instructions = dockerfile_instructions(path.read_text())
+    command = json.loads(dict(instructions)["CMD"])
+    config = command[command.index("--config") + 1]
+    copied = [rest.split() for keyword, rest in instructions if keyword == "COPY"]
+    (source,) = [words[0] for words in copied if words[-1] == config]
+    assert (ROOT / source).resolve() == SITE_FILE  # relative to the build context, the root
+
+
+def dockerignore_patterns(text: str) -> list[tuple[re.Pattern[str], bool]]:
+    """The lines of a .dockerignore as (regex, is_exception), in file order."""
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    out = []
+    for line in map(str.strip, text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        pattern = line.removeprefix("!").strip("/")
+        tokens = re.split(r"(\*\*/|\*\*|\*|\?|\[[^]]*\])", pattern)
+        regex = "".join(
+            table.get(tok, tok if tok.startswith("[") else re.escape(tok)) for tok in tokens
+        )
+        out.append((re.compile(regex), line.startswith("!")))
+    return out
+
+
+def dockerignored(path: str, patterns: list[tuple[re.Pattern[str], bool]]) -> bool:
+    """Whether Docker leaves `path` (relative to the context, with /) out of the build context.
+
+    As Docker's own matcher does: the last pattern that matches the path or one of its parent
+    folders decides, so an exception (`!x`) re-admits what an earlier pattern excluded.
+    """
+    parts = path.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for regex, exception in patterns:
+        if any(regex.fullmatch(candidate) for candidate in candidates):
+            ignored = not exception
+    return ignored
+
+
+def test_dockerignore_keeps_what_the_build_copies_and_no_more():
+    patterns = dockerignore_patterns((ROOT / ".dockerignore").read_text())
     for path in dockerfiles():
         for keyword, rest in dockerfile_instructions(path.read_text()):
             if keyword == "COPY" and not rest.startswith("--from"):
                 for source in rest.split()[:-1]:
-                    assert source.split("/")[0] in kept, (path.name, source)
+                    assert not dockerignored(source, patterns), (path.name, source)
+    for package in ("reid_models", "detectors", "deploy", "trainers", "pipeline"):
+        assert not dockerignored(f"{package}/__init__.py", patterns), package
+    # Of deploy/ops only the site example enters the image; compose, Prometheus, Grafana and
+    # Kubernetes files (and the test tools' script) stay out.
+    ops_files = [p.relative_to(ROOT).as_posix() for p in OPS.rglob("*") if p.is_file()]
+    assert [f for f in ops_files if not dockerignored(f, patterns)] == ["deploy/ops/site.yaml"]
+    for path in ("tests/conftest.py", ".venv/bin/python", "runs/demo/links.jsonl"):
+        assert dockerignored(path, patterns), path
+    assert dockerignored("pipeline/__pycache__/cli.cpython-311.pyc", patterns)
+
+
+def test_dockerignore_check_follows_dockers_order():
+    patterns = dockerignore_patterns("*\n!deploy\ndeploy/ops\n!deploy/ops/site.yaml\n**/*.py[co]")
+    assert not dockerignored("deploy/export.py", patterns)
+    assert dockerignored("deploy/engines/base.pyc", patterns)
+    assert dockerignored("deploy/ops/compose.yaml", patterns)
+    assert not dockerignored("deploy/ops/site.yaml", patterns)
+    assert dockerignored("README.md", patterns)
+    # An exception before the exclusion it should undo is overridden by it.
+    patterns = dockerignore_patterns("*\n!deploy\n!deploy/ops/site.yaml\ndeploy/ops")
+    assert dockerignored("deploy/ops/site.yaml", patterns)
 
 
 # ------------------------------------------------------------------------------------ compose
@@ -330,12 +409,23 @@ def test_compose_images_are_pinned(compose):
     assert compose["services"][PIPELINE_SERVICE]["image"] == f"reidstream:{VERSION}-gpu"
 
 
+def test_compose_bind_mounts_exist(compose):
+    """Every host path compose mounts is in the repository (models/ is the operator's)."""
+    for name, service in compose["services"].items():
+        for target, source in bind_mounts(service).items():
+            assert source.is_relative_to(ROOT), (name, target, source)
+            assert source.exists() or target == "/models", (name, target, source)
+
+
 def test_compose_runs_the_pipeline_on_a_gpu_with_the_site_config(compose):
     service = compose["services"][PIPELINE_SERVICE]
-    assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    context = (COMPOSE_FILE.parent / service["build"]["context"]).resolve()
+    assert context == ROOT  # the .dockerignore there applies, and COPY paths are from the root
+    assert (context / service["build"]["dockerfile"]).parent == DOCKER_DIR
     command = service["command"]
     assert command[:2] == ["run", "--config"]
-    assert (ROOT / mounts(service)[command[2]]).resolve() == SITE_FILE
+    assert bind_mounts(service)[command[2]] == SITE_FILE
+    assert bind_mounts(service)["/models"] == ROOT / "models"
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert published(service)[METRICS_PORT] == METRICS_PORT
@@ -384,31 +474,35 @@ def test_compose_kafka_is_a_kraft_broker_the_pipeline_reaches(compose):
     assert env["KAFKA_LOG_DIRS"] in mounts(service)
 
 
+def container_config_file(service: Mapping[str, Any]) -> PurePosixPath:
+    """The --config.file= of the compose service of Prometheus, a path in its container."""
+    (flag,) = [arg for arg in service["command"] if arg.startswith("--config.file=")]
+    return PurePosixPath(flag.partition("=")[2])
+
+
 def test_prometheus_scrapes_the_pipeline(compose):
-    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "reidstream"]
     assert job.get("metrics_path", "/metrics") == METRICS_PATH
     targets = [t for group in job["static_configs"] for t in group["targets"]]
     assert targets == [f"{PIPELINE_SERVICE}:{METRICS_PORT}"]
     service = compose["services"]["prometheus"]
-    files = mounts(service)
-    assert (ROOT / files["/etc/prometheus/prometheus.yml"]).resolve() == (
-        DEPLOY / "prometheus" / "prometheus.yml"
-    )
-    assert "--config.file=/etc/prometheus/prometheus.yml" in service["command"]
-    for rule_file in config["rule_files"]:
-        assert (ROOT / files[rule_file]).is_file(), rule_file
+    files = bind_mounts(service)
+    config_file = container_config_file(service)
+    assert files[str(config_file)] == PROMETHEUS_DIR / "prometheus.yml"
+    for rule_file in config["rule_files"]:  # Prometheus resolves them from the config's folder
+        assert files[str(config_file.parent / rule_file)].is_file(), rule_file
 
 
 def test_grafana_provisions_the_datasource_and_dashboard(compose):
     service = compose["services"]["grafana"]
-    files = mounts(service)
-    provisioning = ROOT / files["/etc/grafana/provisioning"]
+    files = bind_mounts(service)
+    provisioning = files["/etc/grafana/provisioning"]
     (source,) = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
     host, _, port = source["url"].removeprefix("http://").partition(":")
     assert host in compose["services"] and int(port) in published(compose["services"][host])
     (provider,) = load_yaml(provisioning / "dashboards" / "reidstream.yml")["providers"]
-    assert (ROOT / files[provider["options"]["path"]]).resolve() == DASHBOARD_DIR
+    assert files[provider["options"]["path"]] == DASHBOARD_DIR
     home = Path(service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     assert (DASHBOARD_DIR / home.relative_to(provider["options"]["path"])).is_file()
     for path in dashboards():
@@ -442,7 +536,7 @@ def test_configmap_carries_the_site_config_verbatim_and_it_loads(k8s, tmp_path):
 
 
 def test_cpu_image_default_command_loads():
-    text = (DEPLOY / "docker" / "Dockerfile.cpu").read_text()
+    text = (DOCKER_DIR / "Dockerfile.cpu").read_text()
     command = json.loads(dict(dockerfile_instructions(text))["CMD"])
     overrides = [item for item in command if "=" in item]
     cfg = load_config(ReidstreamConfig, path=SITE_FILE, environ={}, overrides=overrides)
