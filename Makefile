@@ -6,13 +6,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --progress-bar off
+# The binaries the tests of deploy/ops run (tests/deploy/ops): fetched once into the venv, and
+# again only when the script that fetches them changes. `make demo` needs none of them.
+TOOLS  := $(BIN)/promtool
 
 .PHONY: demo test lint clean
 
 demo: $(VENV)/.installed
 	$(BIN)/reidstream demo
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -32,6 +35,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[dev,demo]'
 	touch $@ $(VENV)/.installed
+
+$(TOOLS): deploy/ops/tools/fetch-tool.sh | $(BIN)/python
+	bash deploy/ops/tools/fetch-tool.sh $(@F) $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

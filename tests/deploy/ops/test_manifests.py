@@ -5,15 +5,22 @@ between them: the metrics port and health path (pipeline.metrics) in the Dockerf
 Prometheus and the Kubernetes probes and Services; every metric a dashboard or alerting rule
 names is declared in pipeline/metrics.py; the site configuration loads through the real config
 loader, in every form the deployments give it (file, ConfigMap, environment, command line).
+Prometheus' own checker, promtool, checks its configuration as compose mounts it.
 
 The checkers return lists of problems; the tests that plant a fault show that each can fail.
+The tools they run are binaries that `make test` fetches into .venv/bin
+(deploy/ops/tools/fetch-tool.sh); where one is missing, the tests that need it fail, saying so.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -51,6 +58,30 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def tool(name: str) -> str:
+    """The path of a command-line tool the checks run; fails the calling test where it is missing.
+
+    `make test` puts the tools beside the venv's Python (.venv/bin), which need not be on PATH
+    when pytest is started as .venv/bin/python; PATH is the fallback.
+    """
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"{name} is missing (looked in {beside.parent} and on PATH): `make test` installs it"
+            f" into .venv/bin (deploy/ops/tools/fetch-tool.sh {name} .venv/bin/{name})",
+            pytrace=False,
+        )
+    return found
+
+
+def test_a_missing_tool_fails_the_test_saying_how_to_get_it():
+    with pytest.raises(pytest.fail.Exception, match=r"`make test` installs it into \.venv/bin"):
+        tool("reidstream-no-such-tool")
 
 
 @pytest.fixture(scope="module")
@@ -492,6 +523,71 @@ def test_prometheus_scrapes_the_pipeline(compose):
     assert files[str(config_file)] == PROMETHEUS_DIR / "prometheus.yml"
     for rule_file in config["rule_files"]:  # Prometheus resolves them from the config's folder
         assert files[str(config_file.parent / rule_file)].is_file(), rule_file
+
+
+@pytest.fixture
+def prometheus_container_files(compose, tmp_path) -> Path:
+    """The files the Prometheus container sees, laid out under tmp_path; returns its config file.
+
+    Every host file or folder the compose service binds is copied, unchanged, to its container
+    path under tmp_path. Prometheus resolves the config's relative paths (rule_files) against
+    the config file's folder, so promtool finds them here as Prometheus does in the container;
+    an absolute container path such as /etc/prometheus/rules.yml would instead be looked up on
+    this machine, which is why the config names its rules relatively.
+    """
+    service = compose["services"]["prometheus"]
+    for target, source in bind_mounts(service).items():
+        dest = tmp_path / target.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, dest)
+        else:
+            shutil.copyfile(source, dest)
+    return tmp_path / str(container_config_file(service)).lstrip("/")
+
+
+def promtool_check_config(config_file: Path, cwd: Path) -> tuple[int, str]:
+    """`promtool check config`: its exit status and output (it reports on stdout and stderr).
+
+    `cwd` is the root of the laid-out files, beside none of the files the config names, so that
+    a path resolved against the working directory instead of the config's folder is not found.
+    """
+    result = subprocess.run(
+        [tool("promtool"), "check", "config", str(config_file)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_config_as_compose_runs_it(prometheus_container_files, tmp_path):
+    """promtool is Debian bookworm's (2.42) and compose runs Prometheus 3.5; the configuration
+    uses no field that changed between them, and both reject unknown fields."""
+    status, output = promtool_check_config(prometheus_container_files, cwd=tmp_path)
+    assert status == 0, output
+    config = load_yaml(prometheus_container_files)
+    rules = [load_yaml(prometheus_container_files.parent / f) for f in config["rule_files"]]
+    assert f"SUCCESS: {len(config['rule_files'])} rule files found" in output
+    n_rules = sum(len(group["rules"]) for r in rules for group in r["groups"])
+    assert f"SUCCESS: {n_rules} rules found" in output
+
+
+@pytest.mark.parametrize("fault", ["bad rule expression", "missing rule file"])
+def test_promtool_check_finds_planted_faults(prometheus_container_files, tmp_path, fault):
+    (rule_file,) = load_yaml(prometheus_container_files)["rule_files"]
+    rules_path = prometheus_container_files.parent / rule_file
+    if fault == "missing rule file":
+        rules_path.unlink()
+        expected = "does not point to an existing file"
+    else:
+        rules = load_yaml(rules_path)
+        rules["groups"][0]["rules"][0]["expr"] = "rate(reidstream_frames_in_total[5m]"
+        rules_path.write_text(yaml.safe_dump(rules))
+        expected = "could not parse expression"
+    status, output = promtool_check_config(prometheus_container_files, cwd=tmp_path)
+    assert status != 0 and expected in output, output
 
 
 def test_grafana_provisions_the_datasource_and_dashboard(compose):
