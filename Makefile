@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --progress-bar off
 # The binaries the tests of deploy/ops run (tests/deploy/ops): fetched once into the venv, and
 # again only when the script that fetches them changes. `make demo` needs none of them.
-TOOLS  := $(BIN)/promtool
+TOOLS  := $(BIN)/promtool $(BIN)/kustomize
 
 .PHONY: demo test lint clean
 

@@ -5,7 +5,9 @@ between them: the metrics port and health path (pipeline.metrics) in the Dockerf
 Prometheus and the Kubernetes probes and Services; every metric a dashboard or alerting rule
 names is declared in pipeline/metrics.py; the site configuration loads through the real config
 loader, in every form the deployments give it (file, ConfigMap, environment, command line).
-Prometheus' own checker, promtool, checks its configuration as compose mounts it.
+Prometheus' own checker, promtool, checks its configuration as compose mounts it; kustomize builds
+the Kubernetes resources as `kubectl apply -k deploy/ops` applies them, the site ConfigMap
+generated from the site example.
 
 The checkers return lists of problems; the tests that plant a fault show that each can fail.
 The tools they run are binaries that `make test` fetches into .venv/bin
@@ -15,6 +17,7 @@ The tools they run are binaries that `make test` fetches into .venv/bin
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -43,11 +46,15 @@ ROOT = Path(__file__).resolve().parents[3]
 #: Container, Prometheus, Grafana and Kubernetes files, apart from the engine code of deploy/.
 OPS = ROOT / "deploy" / "ops"
 COMPOSE_FILE = OPS / "compose.yaml"
-#: The site example: compose mounts it, the images copy it, Kubernetes gets it in a ConfigMap.
+#: The site example: compose mounts it, the images copy it, kustomize makes the ConfigMap of it.
 SITE_FILE = OPS / "site.yaml"
 DOCKER_DIR = OPS / "docker"
 PROMETHEUS_DIR = OPS / "prometheus"
 K8S = OPS / "k8s"
+#: Generates the site ConfigMap from SITE_FILE and lists the resources of K8S that are applied.
+KUSTOMIZATION = OPS / "kustomization.yaml"
+#: The ConfigMap's name before kustomize appends the hash of its content.
+SITE_CONFIGMAP = "reidstream-site"
 DASHBOARD_DIR = OPS / "grafana" / "dashboards"
 #: The compose service that runs the pipeline, and the one that runs the broker.
 PIPELINE_SERVICE, KAFKA_SERVICE = "reidstream", "kafka"
@@ -90,8 +97,24 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def k8s() -> list[dict[str, Any]]:
+def k8s_sources() -> list[dict[str, Any]]:
+    """The Kubernetes manifests as written, before kustomize (the ServiceMonitor included)."""
     return [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.open())]
+
+
+@functools.cache
+def kustomize_build(root: Path) -> str:
+    """`kustomize build root`: the resources `kubectl apply -k root` applies, as YAML."""
+    result = subprocess.run(
+        [tool("kustomize"), "build", str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def k8s_applied(root: Path = OPS) -> list[dict[str, Any]]:
+    """The resources applied from deploy/ops (a fresh copy for each caller to change)."""
+    return [doc for doc in yaml.safe_load_all(kustomize_build(root)) if doc]
 
 
 @pytest.fixture(scope="module")
@@ -620,17 +643,6 @@ def test_site_config_loads():
     assert cfg.reid.missing() == []
 
 
-def test_configmap_carries_the_site_config_verbatim_and_it_loads(k8s, tmp_path):
-    (configmap,) = by_kind(k8s, "ConfigMap")
-    text = configmap["data"]["site.yaml"]
-    assert text == SITE_FILE.read_text()
-    path = tmp_path / "site.yaml"
-    path.write_text(text)
-    assert load_config(ReidstreamConfig, path=path, environ={}) == load_config(
-        ReidstreamConfig, path=SITE_FILE, environ={}
-    )
-
-
 def test_cpu_image_default_command_loads():
     text = (DOCKER_DIR / "Dockerfile.cpu").read_text()
     command = json.loads(dict(dockerfile_instructions(text))["CMD"])
@@ -658,27 +670,94 @@ def container_environ(container: Mapping[str, Any], pod_name: str) -> dict[str, 
     return env
 
 
-def test_k8s_resources_and_namespace(k8s):
-    kinds = sorted(d["kind"] for d in k8s)
-    expected = ["Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Deployment"]
-    assert kinds == sorted([*expected, "Service", "ServiceMonitor", "Kustomization"])
-    (namespace,) = by_kind(k8s, "Namespace")
+def test_k8s_resources_and_namespace(k8s_sources):
+    applied = k8s_applied()
+    kinds = ["Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Deployment"]
+    assert sorted(d["kind"] for d in applied) == sorted([*kinds, "Service"])
+    (namespace,) = by_kind(applied, "Namespace")
     name = namespace["metadata"]["name"]
-    for doc in k8s:
-        if doc["kind"] == "Kustomization":
-            assert doc["namespace"] == name
-            listed = set(doc["resources"])
-            on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-            assert on_disk - listed == {"servicemonitor.yaml"}  # needs the Prometheus Operator
-        elif doc["kind"] != "Namespace":
+    kustomization = load_yaml(KUSTOMIZATION)
+    assert kustomization["namespace"] == name
+    on_disk = {p.relative_to(OPS).as_posix() for p in K8S.glob("*.yaml")}
+    assert on_disk - set(kustomization["resources"]) == {"k8s/servicemonitor.yaml"}
+    # The files name the namespace too, so that one applied on its own (the ServiceMonitor, which
+    # needs the Prometheus Operator) lands in it.
+    for doc in [*k8s_sources, *applied]:
+        if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == name, doc["kind"]
 
 
+def site_configmap_problems(resources: list[dict[str, Any]], site: bytes) -> list[str]:
+    """Why the applied `resources` do not carry `site` (the site file's bytes) as kustomize's
+    configMapGenerator does: one ConfigMap, named with a hash of its content, holding the file
+    verbatim, and mounted by every Deployment under that hashed name."""
+    configmaps = by_kind(resources, "ConfigMap")
+    if len(configmaps) != 1:
+        return [f"{len(configmaps)} ConfigMaps; expected the one generated from the site file"]
+    name = configmaps[0]["metadata"]["name"]
+    problems = []
+    if not re.fullmatch(rf"{SITE_CONFIGMAP}-[a-z0-9]{{10}}", name):
+        problems.append(f"ConfigMap {name} is not {SITE_CONFIGMAP} with a content hash")
+    if configmaps[0].get("data", {}).get(SITE_FILE.name, "").encode() != site:
+        problems.append(f"ConfigMap {name}: {SITE_FILE.name} is not the site file byte for byte")
+    for deployment in by_kind(resources, "Deployment"):
+        volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+        mounted = [v["configMap"]["name"] for v in volumes if "configMap" in v]
+        if mounted != [name]:
+            problems.append(f"{deployment['metadata']['name']} mounts ConfigMaps {mounted}")
+    return problems
+
+
+def test_configmap_is_generated_from_the_site_file_and_mounted_by_every_deployment():
+    assert site_configmap_problems(k8s_applied(), SITE_FILE.read_bytes()) == []
+
+
+def test_generated_configmap_loads(tmp_path):
+    (configmap,) = by_kind(k8s_applied(), "ConfigMap")
+    path = tmp_path / "site.yaml"
+    path.write_text(configmap["data"]["site.yaml"])
+    assert load_config(ReidstreamConfig, path=path, environ={}) == load_config(
+        ReidstreamConfig, path=SITE_FILE, environ={}
+    )
+
+
+def test_configmap_check_finds_planted_faults():
+    resources = k8s_applied()
+    (configmap,) = by_kind(resources, "ConfigMap")
+    name = configmap["metadata"]["name"]
+    configmap["data"]["site.yaml"] += "# edited in the cluster\n"
+    (worker,) = [d for d in by_kind(resources, "Deployment") if "worker" in d["metadata"]["name"]]
+    # What a Deployment applied without kustomize (kubectl apply -f) would mount.
+    for volume in worker["spec"]["template"]["spec"]["volumes"]:
+        if "configMap" in volume:
+            volume["configMap"]["name"] = SITE_CONFIGMAP
+    assert site_configmap_problems(resources, SITE_FILE.read_bytes()) == [
+        f"ConfigMap {name}: site.yaml is not the site file byte for byte",
+        f"{worker['metadata']['name']} mounts ConfigMaps ['{SITE_CONFIGMAP}']",
+    ]
+    resources.append({**configmap, "metadata": {"name": SITE_CONFIGMAP}})
+    assert site_configmap_problems(resources, SITE_FILE.read_bytes()) == [
+        "2 ConfigMaps; expected the one generated from the site file"
+    ]
+
+
+def test_a_changed_site_file_makes_a_new_configmap_that_the_deployments_mount(tmp_path):
+    """The hash in the name is what rolls the pods when the site configuration changes."""
+    ops = tmp_path / "ops"
+    shutil.copytree(OPS, ops)
+    site = ops / SITE_FILE.name
+    site.write_text(site.read_text() + "# changed\n")
+    before, after = k8s_applied(), k8s_applied(ops)
+    assert site_configmap_problems(after, site.read_bytes()) == []
+    (old,), (new,) = by_kind(before, "ConfigMap"), by_kind(after, "ConfigMap")
+    assert new["metadata"]["name"] != old["metadata"]["name"]
+
+
 @pytest.mark.parametrize("component", ["worker", "matcher"])
-def test_k8s_deployment(k8s, component):
+def test_k8s_deployment(component):
     (deployment,) = [
         d
-        for d in by_kind(k8s, "Deployment")
+        for d in by_kind(k8s_applied(), "Deployment")
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
     ]
     template = deployment["spec"]["template"]
@@ -704,11 +783,14 @@ def test_k8s_deployment(k8s, component):
 
 
 @pytest.mark.parametrize("component", ["worker", "matcher"])
-def test_k8s_deployment_config_loads(k8s, component, tmp_path):
+def test_k8s_deployment_config_loads(component, tmp_path):
     """The --config path is the mounted ConfigMap key; with the container's REIDSTREAM_*
     environment it loads through the real loader."""
-    (deployment,) = [d for d in by_kind(k8s, "Deployment") if component in d["metadata"]["name"]]
-    (configmap,) = by_kind(k8s, "ConfigMap")
+    applied = k8s_applied()
+    (deployment,) = [
+        d for d in by_kind(applied, "Deployment") if component in d["metadata"]["name"]
+    ]
+    (configmap,) = by_kind(applied, "ConfigMap")
     (container,) = containers(deployment)
     config_path = Path(container["args"][container["args"].index("--config") + 1])
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
@@ -724,10 +806,11 @@ def test_k8s_deployment_config_loads(k8s, component, tmp_path):
     assert cfg.kafka.bootstrap_servers == (env["REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS"],)
 
 
-def test_k8s_metrics_service_reaches_every_pod(k8s):
-    (service,) = by_kind(k8s, "Service")
+def test_k8s_metrics_service_reaches_every_pod(k8s_sources):
+    applied = k8s_applied()
+    (service,) = by_kind(applied, "Service")
     selector = service["spec"]["selector"]
-    deployments = by_kind(k8s, "Deployment")
+    deployments = by_kind(applied, "Deployment")
     assert len(deployments) == 2
     for deployment in deployments:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -735,7 +818,7 @@ def test_k8s_metrics_service_reaches_every_pod(k8s):
         ports = {p["name"]: p["containerPort"] for c in containers(deployment) for p in c["ports"]}
         for port in service["spec"]["ports"]:
             assert ports[port["targetPort"]] == port["port"] == METRICS_PORT
-    (monitor,) = by_kind(k8s, "ServiceMonitor")
+    (monitor,) = by_kind(k8s_sources, "ServiceMonitor")
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
