@@ -1,29 +1,23 @@
-"""The container and cluster manifests agree with each other and with the code they deploy.
+"""The container, compose, Prometheus and Grafana files of deploy/ops agree with each other and
+with the code they deploy.
 
-Docker and Kubernetes do not run here, so these tests read the files and check the references
-between them: the metrics port and health path (pipeline.metrics) in the Dockerfiles, compose,
-Prometheus and the Kubernetes probes and Services; every metric a dashboard or alerting rule
-names is declared in pipeline/metrics.py; the site configuration loads through the real config
-loader, in every form the deployments give it (file, ConfigMap, environment, command line).
-Prometheus' own checker, promtool, checks its configuration as compose mounts it; kustomize builds
-the Kubernetes resources as `kubectl apply -k deploy/ops` applies them, the site ConfigMap
-generated from the site example.
+Docker does not run here, so these tests read the files and check the references between them:
+the metrics port and health path (pipeline.metrics) in the Dockerfiles, compose and Prometheus;
+every metric a dashboard or alerting rule names is declared in pipeline/metrics.py; the site
+configuration loads through the real config loader as compose and the images give it (file,
+command line). Prometheus' own checker, promtool, checks its configuration as compose mounts it.
+The Kubernetes resources are checked in test_kubernetes.py.
 
 The checkers return lists of problems; the tests that plant a fault show that each can fail.
-The tools they run are binaries that `make test` fetches into .venv/bin
-(deploy/ops/tools/fetch-tool.sh); where one is missing, the tests that need it fail, saying so.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -50,11 +44,6 @@ COMPOSE_FILE = OPS / "compose.yaml"
 SITE_FILE = OPS / "site.yaml"
 DOCKER_DIR = OPS / "docker"
 PROMETHEUS_DIR = OPS / "prometheus"
-K8S = OPS / "k8s"
-#: Generates the site ConfigMap from SITE_FILE and lists the resources of K8S that are applied.
-KUSTOMIZATION = OPS / "kustomization.yaml"
-#: The ConfigMap's name before kustomize appends the hash of its content.
-SITE_CONFIGMAP = "reidstream-site"
 DASHBOARD_DIR = OPS / "grafana" / "dashboards"
 #: The compose service that runs the pipeline, and the one that runs the broker.
 PIPELINE_SERVICE, KAFKA_SERVICE = "reidstream", "kafka"
@@ -67,63 +56,14 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def tool(name: str) -> str:
-    """The path of a command-line tool the checks run; fails the calling test where it is missing.
-
-    `make test` puts the tools beside the venv's Python (.venv/bin), which need not be on PATH
-    when pytest is started as .venv/bin/python; PATH is the fallback.
-    """
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(
-            f"{name} is missing (looked in {beside.parent} and on PATH): `make test` installs it"
-            f" into .venv/bin (deploy/ops/tools/fetch-tool.sh {name} .venv/bin/{name})",
-            pytrace=False,
-        )
-    return found
-
-
-def test_a_missing_tool_fails_the_test_saying_how_to_get_it():
-    with pytest.raises(pytest.fail.Exception, match=r"`make test` installs it into \.venv/bin"):
-        tool("reidstream-no-such-tool")
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return load_yaml(COMPOSE_FILE)
 
 
 @pytest.fixture(scope="module")
-def k8s_sources() -> list[dict[str, Any]]:
-    """The Kubernetes manifests as written, before kustomize (the ServiceMonitor included)."""
-    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.open())]
-
-
-@functools.cache
-def kustomize_build(root: Path) -> str:
-    """`kustomize build root`: the resources `kubectl apply -k root` applies, as YAML."""
-    result = subprocess.run(
-        [tool("kustomize"), "build", str(root)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def k8s_applied(root: Path = OPS) -> list[dict[str, Any]]:
-    """The resources applied from deploy/ops (a fresh copy for each caller to change)."""
-    return [doc for doc in yaml.safe_load_all(kustomize_build(root)) if doc]
-
-
-@pytest.fixture(scope="module")
 def known_series() -> dict[str, MetricInfo]:
     return PipelineMetrics().series_names()
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d.get("kind") == kind]
 
 
 def mounts(service: Mapping[str, Any]) -> dict[str, str]:
@@ -548,6 +488,11 @@ def test_prometheus_scrapes_the_pipeline(compose):
         assert files[str(config_file.parent / rule_file)].is_file(), rule_file
 
 
+def test_a_missing_tool_fails_the_test_saying_how_to_get_it(tool):
+    with pytest.raises(pytest.fail.Exception, match=r"`make test` installs it into \.venv/bin"):
+        tool("reidstream-no-such-tool")
+
+
 @pytest.fixture
 def prometheus_container_files(compose, tmp_path) -> Path:
     """The files the Prometheus container sees, laid out under tmp_path; returns its config file.
@@ -569,14 +514,14 @@ def prometheus_container_files(compose, tmp_path) -> Path:
     return tmp_path / str(container_config_file(service)).lstrip("/")
 
 
-def promtool_check_config(config_file: Path, cwd: Path) -> tuple[int, str]:
+def promtool_check_config(promtool: str, config_file: Path, cwd: Path) -> tuple[int, str]:
     """`promtool check config`: its exit status and output (it reports on stdout and stderr).
 
     `cwd` is the root of the laid-out files, beside none of the files the config names, so that
     a path resolved against the working directory instead of the config's folder is not found.
     """
     result = subprocess.run(
-        [tool("promtool"), "check", "config", str(config_file)],
+        [promtool, "check", "config", str(config_file)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -585,10 +530,12 @@ def promtool_check_config(config_file: Path, cwd: Path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def test_promtool_accepts_the_config_as_compose_runs_it(prometheus_container_files, tmp_path):
+def test_promtool_accepts_the_config_as_compose_runs_it(prometheus_container_files, tmp_path, tool):
     """promtool is Debian bookworm's (2.42) and compose runs Prometheus 3.5; the configuration
     uses no field that changed between them, and both reject unknown fields."""
-    status, output = promtool_check_config(prometheus_container_files, cwd=tmp_path)
+    status, output = promtool_check_config(
+        tool("promtool"), prometheus_container_files, cwd=tmp_path
+    )
     assert status == 0, output
     config = load_yaml(prometheus_container_files)
     rules = [load_yaml(prometheus_container_files.parent / f) for f in config["rule_files"]]
@@ -598,7 +545,7 @@ def test_promtool_accepts_the_config_as_compose_runs_it(prometheus_container_fil
 
 
 @pytest.mark.parametrize("fault", ["bad rule expression", "missing rule file"])
-def test_promtool_check_finds_planted_faults(prometheus_container_files, tmp_path, fault):
+def test_promtool_check_finds_planted_faults(prometheus_container_files, tmp_path, tool, fault):
     (rule_file,) = load_yaml(prometheus_container_files)["rule_files"]
     rules_path = prometheus_container_files.parent / rule_file
     if fault == "missing rule file":
@@ -609,7 +556,9 @@ def test_promtool_check_finds_planted_faults(prometheus_container_files, tmp_pat
         rules["groups"][0]["rules"][0]["expr"] = "rate(reidstream_frames_in_total[5m]"
         rules_path.write_text(yaml.safe_dump(rules))
         expected = "could not parse expression"
-    status, output = promtool_check_config(prometheus_container_files, cwd=tmp_path)
+    status, output = promtool_check_config(
+        tool("promtool"), prometheus_container_files, cwd=tmp_path
+    )
     assert status != 0 and expected in output, output
 
 
@@ -649,180 +598,3 @@ def test_cpu_image_default_command_loads():
     overrides = [item for item in command if "=" in item]
     cfg = load_config(ReidstreamConfig, path=SITE_FILE, environ={}, overrides=overrides)
     assert (cfg.device, cfg.reid.engine, cfg.reid.precision) == ("cpu", "onnxruntime", "fp32")
-
-
-# ------------------------------------------------------------------------------- Kubernetes
-
-
-def containers(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return deployment["spec"]["template"]["spec"]["containers"]
-
-
-def container_environ(container: Mapping[str, Any], pod_name: str) -> dict[str, str]:
-    """The container's environment as the kubelet would set it (fieldRefs resolved)."""
-    env = {}
-    for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = str(item["value"])
-        else:
-            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", item
-            env[item["name"]] = pod_name
-    return env
-
-
-def test_k8s_resources_and_namespace(k8s_sources):
-    applied = k8s_applied()
-    kinds = ["Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Deployment"]
-    assert sorted(d["kind"] for d in applied) == sorted([*kinds, "Service"])
-    (namespace,) = by_kind(applied, "Namespace")
-    name = namespace["metadata"]["name"]
-    kustomization = load_yaml(KUSTOMIZATION)
-    assert kustomization["namespace"] == name
-    on_disk = {p.relative_to(OPS).as_posix() for p in K8S.glob("*.yaml")}
-    assert on_disk - set(kustomization["resources"]) == {"k8s/servicemonitor.yaml"}
-    # The files name the namespace too, so that one applied on its own (the ServiceMonitor, which
-    # needs the Prometheus Operator) lands in it.
-    for doc in [*k8s_sources, *applied]:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == name, doc["kind"]
-
-
-def site_configmap_problems(resources: list[dict[str, Any]], site: bytes) -> list[str]:
-    """Why the applied `resources` do not carry `site` (the site file's bytes) as kustomize's
-    configMapGenerator does: one ConfigMap, named with a hash of its content, holding the file
-    verbatim, and mounted by every Deployment under that hashed name."""
-    configmaps = by_kind(resources, "ConfigMap")
-    if len(configmaps) != 1:
-        return [f"{len(configmaps)} ConfigMaps; expected the one generated from the site file"]
-    name = configmaps[0]["metadata"]["name"]
-    problems = []
-    if not re.fullmatch(rf"{SITE_CONFIGMAP}-[a-z0-9]{{10}}", name):
-        problems.append(f"ConfigMap {name} is not {SITE_CONFIGMAP} with a content hash")
-    if configmaps[0].get("data", {}).get(SITE_FILE.name, "").encode() != site:
-        problems.append(f"ConfigMap {name}: {SITE_FILE.name} is not the site file byte for byte")
-    for deployment in by_kind(resources, "Deployment"):
-        volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
-        mounted = [v["configMap"]["name"] for v in volumes if "configMap" in v]
-        if mounted != [name]:
-            problems.append(f"{deployment['metadata']['name']} mounts ConfigMaps {mounted}")
-    return problems
-
-
-def test_configmap_is_generated_from_the_site_file_and_mounted_by_every_deployment():
-    assert site_configmap_problems(k8s_applied(), SITE_FILE.read_bytes()) == []
-
-
-def test_generated_configmap_loads(tmp_path):
-    (configmap,) = by_kind(k8s_applied(), "ConfigMap")
-    path = tmp_path / "site.yaml"
-    path.write_text(configmap["data"]["site.yaml"])
-    assert load_config(ReidstreamConfig, path=path, environ={}) == load_config(
-        ReidstreamConfig, path=SITE_FILE, environ={}
-    )
-
-
-def test_configmap_check_finds_planted_faults():
-    resources = k8s_applied()
-    (configmap,) = by_kind(resources, "ConfigMap")
-    name = configmap["metadata"]["name"]
-    configmap["data"]["site.yaml"] += "# edited in the cluster\n"
-    (worker,) = [d for d in by_kind(resources, "Deployment") if "worker" in d["metadata"]["name"]]
-    # What a Deployment applied without kustomize (kubectl apply -f) would mount.
-    for volume in worker["spec"]["template"]["spec"]["volumes"]:
-        if "configMap" in volume:
-            volume["configMap"]["name"] = SITE_CONFIGMAP
-    assert site_configmap_problems(resources, SITE_FILE.read_bytes()) == [
-        f"ConfigMap {name}: site.yaml is not the site file byte for byte",
-        f"{worker['metadata']['name']} mounts ConfigMaps ['{SITE_CONFIGMAP}']",
-    ]
-    resources.append({**configmap, "metadata": {"name": SITE_CONFIGMAP}})
-    assert site_configmap_problems(resources, SITE_FILE.read_bytes()) == [
-        "2 ConfigMaps; expected the one generated from the site file"
-    ]
-
-
-def test_a_changed_site_file_makes_a_new_configmap_that_the_deployments_mount(tmp_path):
-    """The hash in the name is what rolls the pods when the site configuration changes."""
-    ops = tmp_path / "ops"
-    shutil.copytree(OPS, ops)
-    site = ops / SITE_FILE.name
-    site.write_text(site.read_text() + "# changed\n")
-    before, after = k8s_applied(), k8s_applied(ops)
-    assert site_configmap_problems(after, site.read_bytes()) == []
-    (old,), (new,) = by_kind(before, "ConfigMap"), by_kind(after, "ConfigMap")
-    assert new["metadata"]["name"] != old["metadata"]["name"]
-
-
-@pytest.mark.parametrize("component", ["worker", "matcher"])
-def test_k8s_deployment(component):
-    (deployment,) = [
-        d
-        for d in by_kind(k8s_applied(), "Deployment")
-        if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
-    ]
-    template = deployment["spec"]["template"]
-    labels = template["metadata"]["labels"]
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (container,) = containers(deployment)
-    (port,) = container["ports"]
-    assert (port["name"], port["containerPort"]) == ("metrics", METRICS_PORT)
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        get = container[probe]["httpGet"]
-        assert get["path"] == HEALTH_PATH and get["port"] in ("metrics", METRICS_PORT), probe
-    annotations = template["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
-    assert annotations["prometheus.io/path"] == METRICS_PATH
-    gpus = container["resources"].get("requests", {}).get("nvidia.com/gpu")
-    if component == "worker":
-        assert gpus == container["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert container["image"] == f"reidstream:{VERSION}-gpu"
-    else:
-        assert gpus is None and container["image"] == f"reidstream:{VERSION}-cpu"
-    assert container["args"][0] == component
-    assert template["spec"]["securityContext"]["runAsNonRoot"] is True
-
-
-@pytest.mark.parametrize("component", ["worker", "matcher"])
-def test_k8s_deployment_config_loads(component, tmp_path):
-    """The --config path is the mounted ConfigMap key; with the container's REIDSTREAM_*
-    environment it loads through the real loader."""
-    applied = k8s_applied()
-    (deployment,) = [
-        d for d in by_kind(applied, "Deployment") if component in d["metadata"]["name"]
-    ]
-    (configmap,) = by_kind(applied, "ConfigMap")
-    (container,) = containers(deployment)
-    config_path = Path(container["args"][container["args"].index("--config") + 1])
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == config_path.parent]
-    assert volumes[mount["name"]]["configMap"]["name"] == configmap["metadata"]["name"]
-    site = tmp_path / config_path.name
-    site.write_text(configmap["data"][config_path.name])
-    pod_name = f"{deployment['metadata']['name']}-7d9c5b6f4-x2k8q"
-    env = container_environ(container, pod_name)
-    assert env and all(name.startswith("REIDSTREAM_") for name in env)
-    cfg = load_config(ReidstreamConfig, path=site, environ=env)
-    assert cfg.kafka.client_id == pod_name
-    assert cfg.kafka.bootstrap_servers == (env["REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS"],)
-
-
-def test_k8s_metrics_service_reaches_every_pod(k8s_sources):
-    applied = k8s_applied()
-    (service,) = by_kind(applied, "Service")
-    selector = service["spec"]["selector"]
-    deployments = by_kind(applied, "Deployment")
-    assert len(deployments) == 2
-    for deployment in deployments:
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert selector.items() <= labels.items(), deployment["metadata"]["name"]
-        ports = {p["name"]: p["containerPort"] for c in containers(deployment) for p in c["ports"]}
-        for port in service["spec"]["ports"]:
-            assert ports[port["targetPort"]] == port["port"] == METRICS_PORT
-    (monitor,) = by_kind(k8s_sources, "ServiceMonitor")
-    assert (
-        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    )
-    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
-        p["name"] for p in service["spec"]["ports"]
-    }
-    assert all(e["path"] == METRICS_PATH for e in monitor["spec"]["endpoints"])
