@@ -12,8 +12,8 @@
 Names follow the Prometheus conventions: the `reidstream_` prefix, base units in the name
 (`_seconds`, `_bytes`), `_total` on counters, and no unit on unit-less counts (frames, items).
 Labels are `camera` (the configured camera id), `stage` (one of `STAGES`), `sink` ("kafka",
-"jsonl") and `reason` (one of `pipeline.stream.tracklets.GATES`); all are bounded sets, so the number of
-series stays small.
+"jsonl") and `reason` (one of `CROP_GATES`, the tracklets' quality gates); all are bounded sets,
+so the number of series stays small.
 
 The metrics live on a `CollectorRegistry` the pipeline owns (`REGISTRY`, with the process, platform
 and garbage-collector collectors of `prometheus_client` added) rather than on the library's global

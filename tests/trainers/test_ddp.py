@@ -41,7 +41,7 @@ def test_two_cpu_ranks_train_identical_replicas(tmp_path: Path) -> None:
         "--nproc_per_node",
         "2",
         "-m",
-        "pipeline.cli",
+        "pipeline",
         "train",
         "--config",
         str(RECIPE),

@@ -3,9 +3,9 @@
 Kubernetes does not run here; kustomize does (`make test` fetches it into .venv/bin). These tests
 check what `kustomize build deploy/ops` gives: the site ConfigMap generated from the site example
 (verbatim, under a name with a hash of its content that every Deployment mounts), the
-Deployments' probes, ports, images and GPU requests against pipeline.metrics, and the site
-configuration as each container loads it, with its REIDSTREAM_* environment, through the real
-loader. The ServiceMonitor, applied on its own, is read from its file.
+Deployments' probes, ports, images and GPU requests against pipeline.monitoring.metrics, and the
+site configuration as each container loads it, with its REIDSTREAM_* environment, through the
+real loader. The ServiceMonitor, applied on its own, is read from its file.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
-from pipeline.metrics import HEALTH_PATH, METRICS_PATH, METRICS_PORT
+from pipeline.monitoring.metrics import HEALTH_PATH, METRICS_PATH, METRICS_PORT
 from pipeline.settings import ReidstreamConfig
 
 ROOT = Path(__file__).resolve().parents[3]

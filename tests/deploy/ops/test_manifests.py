@@ -2,11 +2,12 @@
 with the code they deploy.
 
 Docker does not run here, so these tests read the files and check the references between them:
-the metrics port and health path (pipeline.metrics) in the Dockerfiles, compose and Prometheus;
-every metric a dashboard or alerting rule names is declared in pipeline/metrics.py; the site
-configuration loads through the real config loader as compose and the images give it (file,
-command line). Prometheus' own checker, promtool, checks its configuration as compose mounts it.
-The Kubernetes resources are checked in test_kubernetes.py.
+the metrics port and health path (pipeline.monitoring.metrics) in the Dockerfiles, compose and
+Prometheus; every metric a dashboard or alerting rule names is declared in
+pipeline/monitoring/metrics.py; the site configuration loads through the real config loader as
+compose and the images give it (file, command line). Prometheus' own checker, promtool, checks
+its configuration as compose mounts it. The Kubernetes resources are checked in
+test_kubernetes.py.
 
 The checkers return lists of problems; the tests that plant a fault show that each can fail.
 """
@@ -122,7 +123,7 @@ _LABEL_VALUES = re.compile(r"label_values\(\s*(reidstream_\w+)\s*,\s*(\w+)\s*\)"
 
 
 def promql_problems(exprs: Iterable[str], known: Mapping[str, MetricInfo]) -> list[str]:
-    """Metrics not declared in pipeline/metrics.py, and labels those metrics do not have.
+    """Metrics not declared in pipeline/monitoring/metrics.py, and labels those metrics do not have.
 
     `known` maps every exposed series name (`x_total`, `x_bucket`, `x_sum`, ...) to its family.
     """
