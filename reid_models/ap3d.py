@@ -1,18 +1,21 @@
 """C2D, I3D, P3D and AP3D ResNets, with and without non-local blocks (Gu et al., ECCV 2020).
 
-All share one shape (ap3d_spec.md §1): a ResNet with the last stride removed, some bottlenecks'
-3x3 conv replaced by a temporal variant, spatial max pooling per frame, temporal average pooling,
-and a BatchNorm neck whose output is at once the cosine-retrieval embedding, the triplet feature
-and the classifier input (spec A5).
+All share one shape (§4.1): a ResNet with the last stride removed, some bottlenecks' 3x3 conv
+replaced by a temporal variant, spatial max pooling per frame, temporal average pooling, and a
+BatchNorm neck whose output is at once the cosine-retrieval embedding, the triplet feature and the
+classifier input. The paper (§4.2) does not say which feature the triplet loss sees; the official
+code (github.com/guxinqian/AP3D, ``train.py``) feeds the post-BN feature to both losses.
 
     clip (B, 3, T, 256, 128) -> VideoResNet -> (B, 2048, T, 16, 8)
       -> max over H, W -> mean over T -> (B, 2048) -> BN neck -> embedding (B, 2048)
 
-Which blocks (spec §1.4, A2, A14): ResNet-50 layer2 {0, 2} and layer3 {0, 2, 4}, the official
-code's "one of every two"; ResNet-18/34 the even blocks of layer2 and layer3 (2 and 5 blocks),
-replacing BasicBlock's first 3x3. Non-local blocks (§1.5) follow layer2 {1, 3} and layer3
-{1, 3, 5} and, as in the official code, max-pool phi and g after their convs (this is what the
-Table 2 GFLOPs count). `temporal_blocks=` overrides the placement for the Table 3 ablations.
+Which blocks: ResNet-50 layer2 {0, 2} and layer3 {0, 2, 4}, the official code's ``c3d_idx``
+(``models/ResNet.py``) for §5.3's "one 2D block ... for every 2 residual blocks in stage2 and
+stage3"; ResNet-18/34 the even blocks of layer2 and layer3 (2 and 5 blocks; §5.4 says only "half
+of the residual blocks"), replacing BasicBlock's first 3x3. Non-local blocks (§5.3, Table 2)
+follow layer2 {1, 3} and layer3 {1, 3, 5}, the code's ``nl_idx``, and, as in the code's
+``models/NonLocal.py``, max-pool phi and g after their convs (this is what the Table 2 GFLOPs
+count). `temporal_blocks=` overrides the placement for the Table 3 ablations.
 
 Every builder also takes ``base_width=`` (`ResNetSpec.base_width`, default 64): the trunk's stem
 width, the stages being base_width x (1, 2, 4, 8). It is not from the paper, whose networks are

@@ -4,10 +4,10 @@ Every conv is 3x3x3, stride 1, padding 1, with a bias and a ReLU after it; no Ba
 stage ends in a max-pool with stride = kernel: pool1 (1, 2, 2), pool2-pool5 (2, 2, 2), pool5 with
 C3D's spatial padding (0, 1, 1).
 
-    Option B, the real C3D (personvlad_spec.md §1.1, Fig. 2; the default):
+    Option B, the real C3D (3D PersonVLAD's Fig. 2: "8 convolutions, 5 max-pooling"; default):
       conv1 64 - pool1 - conv2 128 - pool2 - conv3a/b 256 - pool3 - conv4a/b 512 - pool4
       - conv5a/b 512 - pool5                                   (B, 512, T/16, H/16+1, W/16+1)
-    Option A, the literal text of Sec. III-A (C3D's 5-conv exploration net):
+    Option A, the literal text of PersonVLAD's Sec. III-A (C3D's 5-conv exploration net):
       conv1 64 - pool1 - conv2 128 - pool2 - conv3a 256 - pool3 - conv3b 256 - pool4
       - conv5 256 - pool5                                      (B, 256, T/16, H/16+1, W/16+1)
 
@@ -15,22 +15,24 @@ Keys: ``conv1``, ``conv2``, ``conv3a`` ... ``conv5b`` (``.weight``/``.bias``), e
 DavideA/c3d-pytorch's ``C3D_model.py``, the common port of the Sports-1M weights (``c3d.pickle``,
 which adds ``fc6`` 8192->4096, ``fc7`` 4096->4096 and ``fc8`` 4096->487; PersonVLAD does not use
 them, so `weights.load_pretrained` reports them unexpected). Option A's layers are named after the
-C3D layer whose weights they take under the spec's mapping (§1.1 [R]: conv1 <- conv1,
+C3D layer whose weights they take (our mapping: PersonVLAD's Sec. III-C initialises "all the 3D
+convolutions" from C3D, but only the 8-conv net's weights were released; conv1 <- conv1,
 conv2 <- conv2, conv3 <- conv3a, conv4 <- conv3b, conv5 random), so loading by identical names does
 that mapping: its fourth conv is ``conv3b`` (256 -> 256, the shape matches) and its fifth,
 ``conv5``, has no C3D counterpart and stays randomly initialised.
 
-pool5's padding: C3D (Caffe, and the port) pads pool5 spatially, which keeps a 6x3 map for a
-180x90 input instead of 5x2 (spec §1.1 table, §6.8). PyTorch pads max-pooling with -inf and Caffe
-/ Keras with 0; after the ReLU every value is >= 0, so the two agree.
+pool5's padding (PersonVLAD does not give it): C3D (Caffe, and the port) pads pool5 spatially,
+which keeps a 6x3 map for a 180x90 input instead of 5x2. PyTorch pads max-pooling with -inf and
+Caffe / Keras with 0; after the ReLU every value is >= 0, so the two agree.
 
-Input the Sports-1M weights expect (spec §2 [R]): 0-255 pixels minus the Sports-1M mean cube
-(16x128x171), whose per-channel means are B 90.25, G 97.66, R 101.41. Caffe C3D read frames with
-OpenCV, i.e. in BGR order. The port copies Caffe's kernels as they are (its own ``predict.py`` feeds
-RGB 0-255 frames without a mean and says it was "tested only qualitatively"), so its ``conv1``
-most likely still expects BGR; `swap_conv1_rgb_bgr` reverses the input channels of ``conv1`` in a
-state dict, so that a BGR checkpoint serves this repository's RGB pipeline. `C3D_MEAN_RGB` and
-`C3D_STD` express "x * 255 - mean" in `PretrainedCfg` units (pixels scaled to [0, 1]).
+Input the Sports-1M weights expect (PersonVLAD states no pixel normalisation, so we follow the
+checkpoint): 0-255 pixels minus the Sports-1M mean cube (16x128x171), whose per-channel means are B
+90.25, G 97.66, R 101.41. Caffe C3D read frames with OpenCV, i.e. in BGR order. The port copies
+Caffe's kernels as they are (its own ``predict.py`` feeds RGB 0-255 frames without a mean and says
+it was "tested only qualitatively"), so its ``conv1`` most likely still expects BGR;
+`swap_conv1_rgb_bgr` reverses the input channels of ``conv1`` in a state dict, so that a BGR
+checkpoint serves this repository's RGB pipeline. `C3D_MEAN_RGB` and `C3D_STD` express "x * 255 -
+mean" in `PretrainedCfg` units (pixels scaled to [0, 1]).
 """
 
 from __future__ import annotations

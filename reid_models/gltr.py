@@ -1,4 +1,4 @@
-"""GLTR: Global-Local Temporal Representations (Li et al., ICCV 2019; spec gltr_spec.md).
+"""GLTR: Global-Local Temporal Representations (Li et al., ICCV 2019, §3).
 
 A frame ResNet-50 gives one d = 128 feature per frame; a dilated temporal pyramid (DTP) adds
 short-term context, a temporal self-attention (TSA) long-term context, and the mean over time is
@@ -12,22 +12,25 @@ the video feature (Eq. 4), retrieved with Euclidean distance:
       -> mean over T ─▶ f (B, 384)                            embedding (`forward_head`)
       -> train only: BN -> ReLU -> Dropout(0.5) -> Linear(num_classes)          logits
 
-Choices between paper and the authors' code (gltr_spec.md):
+Choices between the paper and the authors' code (github.com/ljn114514/GLTR):
 * Projection 2048 -> 128 by global average pooling and a Linear without BN or ReLU, Kaiming
-  (fan_out) weight and zero bias; layer4 stride 1 (§1.2, §6.4; the paper describes neither).
-* ``gltr_r50`` is the paper's configuration: dilations (1, 2, 4), no identity branch, the paper's
-  TSA, 384-d (§1.3-1.4, §6.1 recommendation). ``gltr_r50`` with `GLTR_CODE_OVERRIDES`
-  (``dilations=(1, 2, 3), include_identity=True, tsa="code"``) is the released code's: F itself
-  concatenated before the three branches, TSA as a plain non-local block, 512-d (§6.1-6.2).
-  Which of the two produced the paper's tables is unknown (§6.1). The builder sets
+  (fan_out) weight and zero bias; layer4 stride 1. Both come from the code's ``resnet.py``: the
+  paper (§4.2) says only "standard ResNet50" and d = 128, and describes neither.
+* ``gltr_r50`` is the paper's configuration: dilations r_n = 2^(n-1) = (1, 2, 4) (§3.2), the N = 3
+  branches concatenated (Eq. 6), no identity branch, the paper's TSA (§3.3, Eq. 7), 384-d.
+  ``gltr_r50`` with `GLTR_CODE_OVERRIDES` (``dilations=(1, 2, 3), include_identity=True,
+  tsa="code"``) is the released code's ``resnet.py``: F itself concatenated before three branches
+  of dilation 1, 2, 3, TSA as a plain non-local block (``NonLocalBlock1D.py``), 512-d.
+  Which of the two produced the paper's tables is unknown. The builder sets
   `PretrainedCfg.embedding_dim` to match. See `reid_models.layers.gltr_layers` for the layers'
   own choices.
 * Embedding: the pooled f before the head's BN, raw. Both sources rank with Euclidean distance;
-  the code L2-normalises f first (§1.5, §6.7), so the config says ``distance="euclidean",
-  normalize_embedding=True`` and the evaluator, not the model, normalises.
-* Preprocessing: torchvision's ImageNet RGB mean/std, as the code (§6.6); the paper's Caffe BGR
-  mean only fits Caffe weights.
-* Test clips: every tracklet whole, as one clip of its own length (§2, §6.7; ``test_sampling=
+  the code (``Mars_test/test_mars.m``) L2-normalises f first, so the config says
+  ``distance="euclidean", normalize_embedding=True`` and the evaluator, not the model, normalises.
+* Preprocessing: torchvision's ImageNet RGB mean/std, as the code's training loader; the paper's
+  BGR mean subtraction (§4.2) only fits Caffe weights.
+* Test clips: every tracklet whole, as one clip of its own length (the mean of Eq. 4 runs over the
+  sequence's own T; the code's ``ex_feat/ex.py`` feeds all frames as one sequence; ``test_sampling=
   "whole"``, which ignores ``test_clip_len``; 16, the training length, is kept there for
   consumers that need a fixed length, such as a streaming window). Long tracklets bound the
   backbone's memory with ``frame_chunk=N``: in eval mode the frame network then runs on at most N
@@ -56,7 +59,8 @@ from reid_models.resnet3d import ResNetSpec, VideoResNet
 
 __all__ = ["GLTR", "GLTR_CFG", "GLTR_CODE_OVERRIDES"]
 
-#: Overrides of `gltr_r50` that give the authors' released configuration (spec §6.1-6.2). Not a
+#: Overrides of `gltr_r50` that give the authors' released configuration (ljn114514/GLTR's
+#: ``resnet.py`` and ``NonLocalBlock1D.py``: [F, dilations 1, 2, 3], non-local TSA). Not a
 #: registered model of its own: at the code's initialisation the identity branch dominates the
 #: embedding, so reversing a clip changes it by only ~5e-4 (relative), under the registry-wide
 #: test's 1e-3 bar for order-sensitive models.
@@ -102,7 +106,8 @@ class GLTR(ReIDModel):
         frame_chunk: In eval mode, run the frame network on at most this many frames at a time.
 
     `frame_features`: (B, 3, T, H, W) -> F (B, d, T). `aggregate`: F -> F'' (B, D, T), the
-    part trained alone when per-frame features are cached (spec §6.3). `forward_features`: both.
+    part trained alone when per-frame features are cached (the paper's separate "DTP and TSA
+    training" phase, §4.2). `forward_features`: both.
     `forward_head`: mean over T -> embedding (B, D) or `TrainOutput(f, (logits,))`.
     """
 
@@ -203,9 +208,9 @@ def _build(
 
 @register_model
 def gltr_r50(*, num_classes: int = 0, **kw) -> GLTR:
-    """GLTR as the paper describes it: DTP (1, 2, 4) + TSA with BN/ReLU keys, 384-d (§1).
+    """GLTR as the paper describes it: DTP (1, 2, 4) + TSA with BN/ReLU keys, 384-d (§3.2-3.3).
 
     ``create_model("gltr_r50", **GLTR_CODE_OVERRIDES)`` builds the authors' code variant
-    ([F, DTP (1, 2, 3)] + non-local TSA, 512-d, spec §6.1-6.2).
+    ([F, DTP (1, 2, 3)] + non-local TSA, 512-d, as ljn114514/GLTR's ``resnet.py``).
     """
     return _build(num_classes=num_classes, **kw)

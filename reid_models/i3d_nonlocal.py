@@ -1,9 +1,11 @@
 """3D ResNet-50 with non-local blocks for video ReID (Liao et al., ACCV 2018, arXiv 1807.05073).
 
-The paper names neither kernel sizes nor strides; i3d_nonlocal_spec.md §1.3 shows that its
-description (temporal 1D conv then spatial 2D conv in the residual blocks, 5 non-local blocks
-"to every other residual block", 8 frames at stride 8, zero-gamma BN after W_z) is Wang et al.'s
-I3D-NL ResNet-50 "8x8", and recommends building exactly that (spec §6.1), so we do:
+The paper names neither kernel sizes nor strides, and its authors released no code. Its
+description (a temporal 1D conv then a spatial 2D conv in the residual blocks, §3.1; 5 non-local
+blocks "to every other residual block", following Wang et al., and a zero-gamma BN after W_z,
+§4.2; 8 frames "randomly cropped out from 64 consecutive frames every eight frames", §4.2) is Wang
+et al.'s Kinetics I3D-NL ResNet-50 "8x8" (facebookresearch/video-nonlocal-net,
+``lib/models/resnet_video.py``), so we build exactly that:
 
     clip (B, 3, 8, 256, 128)
     conv1 5x7x7 /(1,2,2) -> max-pool 1x3x3 /(1,2,2)            (B, 64, 8, 64, 32)
@@ -15,10 +17,11 @@ I3D-NL ResNet-50 "8x8", and recommends building exactly that (spec §6.1), so we
     average over T, H, W -> FC 2048->512 -> BN -> LeakyReLU(0.1) = embedding (B, 512)
     train: -> Dropout(0.5) -> classifier (CE with label smoothing) + triplet on the 512-d feature
 
-Choices (spec §6): the bottleneck is 512 wide (§6.4, layumi's ClassBlock), the triplet and the
-retrieval feature are its output before dropout, matched by Euclidean distance without
-normalisation (§1.1 "L2 distance"); non-local blocks sub-sample and do not scale (§6.9, the
-paper's Eq. 4). From ImageNet, a 2D kernel inflates into the centre temporal slice so that the
+Choices where the paper is silent: the bottleneck is 512 wide (layumi's ClassBlock; §4.2 gives no
+width); the triplet and the retrieval feature are its output before dropout ("the layer outputs
+before final classification layer", §3.1), matched by Euclidean distance without normalisation (§3:
+"L2 distance"); non-local blocks sub-sample as Wang et al.'s code does and do not scale (the paper's
+Eq. 4 has no scale). From ImageNet, a 2D kernel inflates into the centre temporal slice so that the
 network starts as its 2D source (on a static clip); the paper's "1/t rescale" is
 ``load_pretrained(model, path, inflate="mean")``. Kinetics I3D-NL checkpoints (Wang's Caffe2 or
 mmaction2's) have this layout but other key names and need converting first.

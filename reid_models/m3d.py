@@ -11,10 +11,12 @@
      eval:  [l2norm(f_s), l2norm(f_t)]                              (B, 256), Euclidean
      train: per stream f -> BN1d -> ReLU -> Dropout(0.5) -> FC -> logits (CE each)
 
-Choices (m3d_spec.md §6):
+Choices between the paper and the official code, which differ in places (github.com/ljn114514/M3D,
+``ResNet50-M3D/model/M3D.py`` and ``ResNet50-M3D_RAL/resnet.py``):
 
-* Topology, ``m3d_r50`` (paper, spec A1): M3D in the first bottleneck of each of the 4 stages,
-  reading the 3x3 conv's output after its BN + ReLU (the official code's slot, spec §1.2), no
+* Topology, ``m3d_r50`` (the paper's): M3D in the first bottleneck of each of the 4 stages ("4
+  residual blocks at the beginning of each stage", Implementation Details), reading the 3x3 conv's
+  output after its BN + ReLU (the code's slot; the paper does not say which conv is S), no
   temporal down-sampling, n = floor((T-1)/2) kernels with dilations 1..n in every M3D layer (Eq.
   6; n = 3 at T = 8). ``m3d_code_r50`` is the official code's topology: a 5th M3D layer on the
   stem (after conv1 + BN + ReLU, before the max-pool), temporal stride 2 in stages 2-4 with the
@@ -24,24 +26,29 @@ Choices (m3d_spec.md §6):
   ``clip_len`` (default 8, the paper's T). The model accepts exactly that T (`min_clip_len` is
   set to it, so the registry tests feed 8 frames) and raises `ValueError` on any other; build
   with ``clip_len=`` for another length. The spatial stream alone accepts any T.
-* Temporal kernels are linear and zero-initialised (spec A2); RAL zero-initialises conv_s2 only
-  (spec A5). See `reid_models.layers.m3d_layers`. Both are identities at init, so each backbone
+* Temporal kernels are linear and zero-initialised, as Eq. 5 writes them; RAL zero-initialises
+  conv_s2 only. See `reid_models.layers.m3d_layers` for why (the code's initialisation of both
+  leaves them with exactly zero gradient). Both are identities at init, so each backbone
   computes its torchvision source on a static clip.
-* Last stride 2 in both streams: the official head pools an 8x4 map at 256x128 (spec §1.5).
-* Head (spec A6): the code's GAP -> FC 2048->128, test feature before the BN; ``EmbeddingHead``.
-* Fusion (spec A7): each stream's 128-d feature is L2-normalised, then concatenated with equal
-  weight. The code normalises the *sequence* feature (mean of clip features, then L2); a model
-  sees one clip, so it normalises per clip and the pipeline's mean + renormalisation of the 256-d
-  vector stands in for that.
-* Training: the paper trains the streams separately with different recipes (spec §3: 2D at LR
-  0.001 for 20 epochs on 128-image batches; M3D at LR 0.01 for 400 epochs on 24 clips). The
-  streams share no parameter, so the sum of the two CEs on ``logits=(spatial, temporal)`` gives
-  each stream exactly the gradient of its own CE: joint training differs only in the shared
-  schedule and batches. ``stream="spatial"`` or ``"temporal"`` builds one stream, to train each
-  with its own recipe (spatial: single frames, ``train_clip_len=1``) and fuse at test time.
-* Pretraining (spec A8): both backbones take the same torchvision ResNet-50 state dict
-  (``backbone_prefixes``); the paper's chain initialises the temporal stream from the MARS
-  fine-tuned 2D stream, which is a trainer's job (copy ``spatial`` into ``temporal``).
+* Last stride 2 in both streams: the official head pools an 8x4 map at 256x128 (the paper gives
+  no feature sizes).
+* Head: the code's GAP -> FC 2048->128, test feature before the BN (the paper gives no
+  dimensions); ``EmbeddingHead``.
+* Fusion: each stream's 128-d feature is L2-normalised, then concatenated with equal weight (Eq. 1
+  concatenates, with no weighting; the code's ``Mars_test/utils/process_box_feat.m`` normalises each
+  stream's feature). The code normalises the *sequence* feature (mean of clip features, then L2); a
+  model sees one clip, so it normalises per clip and the pipeline's mean + renormalisation of the
+  256-d vector stands in for that.
+* Training: the paper trains the streams separately with different recipes (Implementation Details:
+  2D at LR 0.001 for 20 epochs on 128-image batches; 3D at LR 0.01 for 400 epochs on 24 clips). The
+  streams share no parameter, so the sum of the two CEs on ``logits=(spatial, temporal)`` gives each
+  stream exactly the gradient of its own CE: joint training differs only in the shared schedule and
+  batches. ``stream="spatial"`` or ``"temporal"`` builds one stream, to train each with its own
+  recipe (spatial: single frames, ``train_clip_len=1``) and fuse at test time.
+* Pretraining: both backbones take the same torchvision ResNet-50 state dict
+  (``backbone_prefixes``); the paper's chain ("Initialized on a good 2D CNN model"; the code loads
+  its MARS fine-tuned ``ResNet50-2d.pth``) initialises the temporal stream from the 2D stream,
+  which is a trainer's job (copy ``spatial`` into ``temporal``).
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ M3D_CFG = PretrainedCfg(
     normalize_embedding=True,
     backbone_prefixes=("spatial.backbone", "temporal.backbone"),
 )
-#: Both streams: ResNet-50, layer4 stride 2 (8x4 final map at 256x128, spec §1.5).
+#: Both streams: ResNet-50, layer4 stride 2 (8x4 final map at 256x128, as the official head).
 RESNET50 = ResNetSpec(depth=50, last_stride=2)
 EMBEDDING_DIM = 128
 STAGE_OUT = (256, 512, 1024)  # channels after layer1-3, where the RALs sit
@@ -109,7 +116,7 @@ class M3DPlan:
 
     @classmethod
     def paper(cls, clip_len: int) -> M3DPlan:
-        """Spec A1: 4 layers, T constant, n = floor((T-1)/2) (Eq. 6)."""
+        """The paper's: 4 layers, T constant, n = floor((T-1)/2) (Eq. 6)."""
         n = m3d_num_kernels(clip_len)
         return cls(clip_len, 0, (n,) * 4, (1, 1, 1, 1))
 
@@ -138,7 +145,8 @@ class M3DPlan:
 class M3DBottleneck(Bottleneck3d):
     """A torchvision bottleneck whose 3x3 conv (+ BN + ReLU) output gets the M3D residual.
 
-    ``y = s + Σ_i T^(i)(s)`` with s = ReLU(BN(conv2(.))) feeds conv3 (spec §1.2 [CODE]). Its 2D
+    ``y = s + Σ_i T^(i)(s)`` with s = ReLU(BN(conv2(.))) feeds conv3 (the official code's
+    ``ResNet50-M3D/model/M3D.py``; the paper does not say which conv is S). Its 2D
     parts keep torchvision's names; the temporal kernels are ``m3d.convs.<i>``.
 
     Shape:
@@ -322,7 +330,7 @@ def _build(
     temporal = M3DResNet(plan, ral_branches=ral_branches) if stream != "spatial" else None
     names = [n for n, s in (("spatial", spatial), ("temporal", temporal)) if s is not None]
     cfg = M3D_CFG.with_changes(
-        # The 2D stream trains on single frames (spec §3.1: batches of 128 images).
+        # The 2D stream trains on single frames (Implementation Details: batches of 128 images).
         train_clip_len=1 if stream == "spatial" else clip_len,
         test_clip_len=clip_len,
         test_stride=clip_len,

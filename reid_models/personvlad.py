@@ -7,28 +7,37 @@
       -> SoftVLAD, K = 64: L2 in, soft-assign, residuals, intra-norm, flatten, L2
                                                               v (N, 16384), unit norm
 
-`v` is both the retrieval embedding (Euclidean distance, spec §4) and the feature of the OIM loss
-(§1.4), which lives in the trainers with its look-up table: there is no classifier, so
-`TrainOutput.logits` is always empty and `num_classes` is accepted but unused (spec §6.4 offers a
-625-way softmax for step 1 only as an alternative; OIM replaces ActionVLAD's trained classifier,
-so we keep the paper's single loss).
+`v` is both the retrieval embedding (Euclidean distance, Sec. IV-A) and the feature of the OIM loss
+(Sec. III-C, Eq. 6), which lives in the trainers with its look-up table: there is no classifier,
+so `TrainOutput.logits` is always empty and `num_classes` is accepted but unused. (Step 1 of
+Sec. III-C's recipe "only train[s] the classifier", which OIM does not have; a 625-way softmax for
+that step would be one reading, but OIM replaces ActionVLAD's trained classifier, so we keep the
+paper's single loss.)
 
-Choices (personvlad_spec.md):
-* Backbone (§1.1, §6.1): Option B, the real C3D of Fig. 2 with its Sports-1M weights, by default;
-  ``backbone="A"`` builds the 5-conv 64/128/256/256/256 net of Sec. III-A, which takes conv1,
-  conv2, conv3a, conv3b from a C3D file and keeps conv5 random (see `reid_models.c3d`).
-* pool5 keeps C3D's (0, 1, 1) padding: a 6x3 map at 180x90 (§1.1 [R], §6.8).
-* Portrait input H = 180, W = 90 (§2, §6.8); pixels as the C3D checkpoint expects, 0-255 minus
-  the Sports-1M per-channel mean (§2 [R]; see `reid_models.c3d` for the channel order).
-* VLAD over the B pooled part descriptors, the literal Eq. 3-5 (§6.2); the dense variant over all
-  attended locations is not implemented.
-* One Linear(C_pool5 -> 256) + ReLU per part (§6.3), so K * D = 64 * 256 = 16,384.
-* alpha = 1000, descriptors L2-normalised before the VLAD, centres from k-means set by the
-  trainer through `PersonVLAD.vlad.init_centres` on `local_descriptors` (§6.6).
-* The part module uses PyTorch's default initialisation ("random initialized", §1.2).
+Choices (3D PersonVLAD, Wu et al., TNNLS 2019; no code was released):
+* Backbone: Sec. III-A's text describes 5 convs (64/128/256/256/256), Fig. 2's caption the real
+  C3D's 8, and Sec. III-C initialises "all the 3D convolutions" from C3D on Sports-1M, weights that
+  exist only for the 8-conv net. Option B, the real C3D with its Sports-1M weights, by default;
+  ``backbone="A"`` builds the 5-conv net of Sec. III-A, which takes conv1, conv2, conv3a, conv3b
+  from a C3D file and keeps conv5 random (see `reid_models.c3d`).
+* pool5 keeps C3D's (0, 1, 1) padding: a 6x3 map at 180x90 (the paper does not give it).
+* Portrait input H = 180, W = 90: Sec. III-C writes "90 x 180", as it writes box sizes W x H
+  elsewhere (Table I: 64 x 128, 128 x 256), and pedestrian boxes are tall. Pixels as the C3D
+  checkpoint expects (the paper states none), 0-255 minus the Sports-1M per-channel mean (see
+  `reid_models.c3d` for the channel order).
+* VLAD over the B pooled part descriptors, the literal Eq. 3-5, which sum over b = 1..B; the dense
+  variant over all attended locations, which the prose's "entire video" suggests, is not
+  implemented.
+* One Linear(C_pool5 -> 256) + ReLU per part: Sec. III-B(a) puts an unshared FC + ReLU on each
+  branch without a width, and the 16,384-d descriptor with K = 64 fixes D = 256.
+* alpha = 1000 (Sec. III-C); descriptors L2-normalised before the VLAD, as ActionVLAD's code
+  (rohitgirdhar/ActionVLAD) does: alpha = 1000 only makes sense on unit-norm inputs; centres from
+  k-means (the paper says only "initialize and fix"; ActionVLAD uses k-means), set by the trainer
+  through `PersonVLAD.vlad.init_centres` on `local_descriptors`.
+* The part module uses PyTorch's default initialisation ("random initialized", Sec. III-C).
 
-Parameters (§1.1 [D]): conv 27,655,936 + detectors 3,078 + FCs 787,968 + VLAD 32,832
-= 28,479,814 (Option B); Option A 5,080,134.
+Parameters (the paper prints none; counted from the layer sizes): conv 27,655,936 + detectors
+3,078 + FCs 787,968 + VLAD 32,832 = 28,479,814 (Option B); Option A 5,080,134.
 """
 
 from __future__ import annotations
@@ -71,7 +80,7 @@ PERSONVLAD_CFG = PretrainedCfg(
 
 
 class PartAlignment(nn.Module):
-    """B soft part detectors on the pool5 cube, each with its own FC (spec §1.2, Eq. 1-2).
+    """B soft part detectors on the pool5 cube, each with its own FC (Sec. III-B, Eq. 1-2).
 
         F (N, C, L, H, W) -> Conv3d(C, B, 1) -> sigmoid -> M (N, B, L, H, W)
         pooled_b = mean_{l,x,y} F * M_b                  (N, B, C), global average pooling

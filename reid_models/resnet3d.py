@@ -1,10 +1,11 @@
 """Video ResNet trunks in (B, C, T, H, W) layout whose state-dict keys are torchvision's.
 
 Every 2D convolution of torchvision's ResNet-18/34/50 is a Conv3d with temporal kernel 1, so a
-torchvision ImageNet state dict loads by name, and 3D variants are tables of conv factories, one
-per residual block, as in torchvision's video ResNets (STYLE.md): C2D, I3D, P3D, AP3D and the
-non-local variants differ only in those tables. BatchNorm3d normalises over B*T*H*W, the same
-statistics as a 2D ResNet run on (B*T, C, H, W) (ap3d_spec.md §1.1).
+torchvision ImageNet state dict loads by name, and 3D variants are tables of conv factories, one per
+residual block, as in torchvision's video ResNets (``models/video/resnet.py``): C2D, I3D, P3D, AP3D
+and the non-local variants differ only in those tables. BatchNorm3d normalises over B*T*H*W, the
+same statistics as a 2D ResNet run on (B*T, C, H, W), and as the official AP3D code, which reuses
+the 2D BatchNorms on 5D tensors (github.com/guxinqian/AP3D, ``models/inflate.py``).
 
     stem:  conv1 t0x7x7 /(1, 2, 2) -> BN -> ReLU -> max-pool 1x3x3 /(1, 2, 2)
     layer1 [-> temporal max-pool 2 (I3D-NL's pool2)] -> layer2 -> layer3 -> layer4
@@ -91,7 +92,9 @@ class Bottleneck3d(nn.Module):
 
 class BasicBlock3d(nn.Module):
     """torchvision's BasicBlock; the 3D factory replaces ``conv1``, the 3x3 that carries the
-    stride (ap3d_spec.md A14: the paper does not say which of the two 3x3 convs)."""
+    stride, as the bottleneck's replaced ``conv2`` does. AP3D (Gu et al., ECCV 2020, §5.4,
+    Table 4) replaces "half of the residual blocks" of ResNet-18/34 without saying which of the
+    two 3x3 convs, and the official code builds only ResNet-50."""
 
     expansion = 1
 

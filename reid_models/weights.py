@@ -7,8 +7,10 @@ models have two). Key by key:
 * same name, same shape: copied (a C3D state dict into PersonVLAD's C3D trunk; 2D BN stats);
 * a 2D kernel (O, I, kh, kw) into a 3D one (O, I, kt, kh, kw): inflated, by default into the centre
   temporal slice with the others zero, so that the 3D network computes its 2D source on a static
-  clip (AP3D A3, M3D §1.2). ``inflate="mean"`` spreads it as 1/kt per slice, what Liao et al. say
-  they did (i3d_nonlocal_spec.md §1.2); it does not preserve the 2D function at clip borders;
+  clip (the official AP3D code's I3D init, github.com/guxinqian/AP3D ``models/AP3D.py``; M3D's
+  zero temporal kernels "equal ... a 2D CNN layer"). ``inflate="mean"`` spreads it as 1/kt per
+  slice, what Liao et al. (ACCV 2018, §3.1) say they did ("rescaled by 1/t"); it does not
+  preserve the 2D function at clip borders;
 * a conv replaced by a composite module (P3D's ``conv2.spatial``, AP-I3D's ``conv2.conv``)
   receives the 2D kernel in the submodule the composite names in ``pretrained_conv``.
 

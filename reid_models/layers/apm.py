@@ -1,4 +1,4 @@
-"""Appearance-Preserving Module (AP3D, Gu et al. ECCV 2020, §3.1; spec ap3d_spec.md §1.2).
+"""Appearance-Preserving Module (AP3D, Gu et al. ECCV 2020, §3.1-3.2, Eq. 1-4).
 
 For every frame t (the *central* map c) and each neighbour n in {t-1, t+1}, APM reconstructs the
 neighbour at the central map's positions, then gates it by Contrastive Attention:
@@ -11,9 +11,12 @@ neighbour at the central map's positions, then gates it by Contrastive Attention
 and returns the 3T frames [z(t0<-t-1), x_t0, z(t0<-t1), z(t1<-t0), x_t1, ...] for a 3D
 convolution with temporal kernel 3 and temporal stride 3, which gives T frames back.
 
-Choices (spec §6): s = 4 multiplies the cosine (A13); the T axis is zero-padded, so a missing
-neighbour reconstructs to exactly zero (§1.2); theta/phi read detached inputs as the official code
-does (A6; `detach_attention=False` ablates it); the softmax runs in float32 under autocast (A18).
+Choices: s = 4 multiplies the cosine (Eq. 2, "We set the scale factor to 4"; the official code,
+github.com/guxinqian/AP3D ``models/AP3D.py``, calls it ``temperature`` but multiplies too); the T
+axis is zero-padded (§3.1, "after padding zeros"), so a missing neighbour reconstructs to exactly
+zero; theta/phi read detached inputs as the official code does, which the paper does not mention
+(`detach_attention=False` ablates it); the softmax runs in float32 under autocast, for the
+precision of the weights (s = 4 keeps the logits in [-4, 4], so overflow is no concern).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class APM(nn.Module):
         self.x_mapping = nn.Conv2d(channels, inner, 1, bias=False)  # theta
         self.n_mapping = nn.Conv2d(channels, inner, 1, bias=False)  # phi
         self.contrastive_att = nn.Conv2d(inner, 1, 1, bias=False)  # w
-        keep_init(self)  # PyTorch default init, as the official code (spec A3)
+        keep_init(self)  # PyTorch default init, as the official code (the paper gives none)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape

@@ -1,6 +1,6 @@
-"""GLTR's frame-feature aggregation layers (Li et al., ICCV 2019; spec gltr_spec.md §1.3-1.4).
+"""GLTR's frame-feature aggregation layers (Li et al., ICCV 2019, §3.2-3.3).
 
-    F (B, d, T) ─┬─ [identity]              (code variant only, spec §6.1)
+    F (B, d, T) ─┬─ [identity]              (code variant only)
                  ├─ Conv1d k=3, dilation r1 ─┐
                  ├─ Conv1d k=3, dilation r2 ─┼─ concat ─▶ F' (B, N'd, T)       DTP (Eq. 5-6)
                  └─ Conv1d k=3, dilation r3 ─┘
@@ -12,19 +12,20 @@
 Both keep the temporal length T, so they run on tracklets of any length. Written by hand: no
 library ships these two blocks.
 
-Choices (gltr_spec.md):
+Choices (the paper, and the authors' code github.com/ljn114514/GLTR):
 * DTP branches are ``Conv1d(d, d, 3, dilation=r, padding=r, bias=False)`` with centred taps
-  {t-r, t, t+r} ("same" zero padding, §1.3 and §6.7), initialised N(0, 0.001^2) as in the
-  authors' code (§1.3). The code's ``Conv2d(1, d, (3, d))`` branches are the same operator; its
+  {t-r, t, t+r} ("same" zero padding: §3.2 keeps "the temporal resolution", while Eq. 5's index
+  t + r*i, i = 1..w, is one-sided as printed), initialised N(0, 0.001^2) as in the code's
+  ``resnet.py``. The code's ``Conv2d(1, d, (3, d))`` branches are the same operator; its
   weight (d, 1, 3, d) maps to ours (d, d, 3) by ``w.squeeze(1).permute(0, 2, 1)``.
 * TSA computes M[s, t] = <B_s, C_t> and normalises it with a softmax over the *source* frame s, so
   that every output frame's weights sum to 1 and Eq. (8)'s reading (M(s, t) is what frame s gives
-  frame t) holds (§1.4, §6.2). The paper's text does not say how M is normalised; the code's
+  frame t) holds (§3.3). The paper's text does not say how M is normalised; the code's
   non-local block uses this softmax. No 1/sqrt(d) scale (neither source has one).
-* ``variant="paper"`` (§1.4): B and C are 1x1 conv -> BN -> ReLU, g a 1x1 conv, W a 1x1 conv
+* ``variant="paper"`` (§3.3, Eq. 7): B and C are 1x1 conv -> BN -> ReLU, g a 1x1 conv, W a 1x1 conv
   whose weight and bias start at 0 (the paper's "W is initialized as 0"). B and C's convs have no
   bias because BN follows and would cancel it (a parameter that can never receive a gradient).
-* ``variant="code"`` (§1.4 [code], §6.2): the authors' ``NonLocalBlock1D``: theta (our c), phi
+* ``variant="code"``: the authors' ``NonLocalBlock1D`` (``NonLocalBlock1D.py``): theta (our c), phi
   (our b) and g are plain 1x1 convs, W is a 1x1 conv followed by a BatchNorm1d whose gamma and
   beta start at 0. We drop three biases of that block that cannot affect training: phi's (the
   softmax over s is invariant to it) and g's and W's conv bias (the training-mode BN subtracts
@@ -153,7 +154,7 @@ class TemporalSelfAttention(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The temporal attention mask M of `x` (B, C, T): (B, T, T), M[:, s, t], columns sum to 1.
 
-        M[:, s, t] is the weight of source frame s in output frame t (spec §1.4, Eq. 8).
+        M[:, s, t] is the weight of source frame s in output frame t (GLTR §3.3, Eq. 8).
         """
         logits = self.b(x).transpose(1, 2) @ self.c(x)  # (B, S, T): <b_s, c_t>
         return logits.softmax(dim=1)

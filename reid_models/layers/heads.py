@@ -46,8 +46,9 @@ def _logits(classifier: nn.Linear | None, x: torch.Tensor) -> tuple[torch.Tensor
 class BNNeckHead(nn.Module):
     """BatchNorm neck; the post-BN feature is embedding, triplet feature and classifier input.
 
-    AP3D official code (ap3d_spec.md §1.1): BN weight ~ N(1, 0.02), bias 0 and trainable;
-    classifier with bias, weight ~ N(0, 0.001).
+    As the official AP3D code (github.com/guxinqian/AP3D, ``models/ResNet.py``; the paper's §4.1
+    says only that a BatchNorm normalises the feature): BN weight ~ N(1, 0.02), bias 0 and
+    trainable; classifier with bias, weight ~ N(0, 0.001).
     """
 
     def __init__(self, in_dim: int, num_classes: int) -> None:
@@ -65,10 +66,12 @@ class BNNeckHead(nn.Module):
 
 
 class BottleneckHead(nn.Module):
-    """FC -> BN -> LeakyReLU(0.1) bottleneck, dropout before the classifier (I3D-NL §1.6).
+    """FC -> BN -> LeakyReLU(0.1) bottleneck, dropout before the classifier.
 
-    Layout and init of layumi's ``ClassBlock``, the spec's recommendation: He init for the FC,
-    BN weight ~ N(1, 0.02), classifier ~ N(0, 0.001).
+    Liao et al. (ACCV 2018, §4.2): "fully connected layer, batch norm, leaky ReLU with alpha = 0.1
+    and dropout with 0.5 drop ratio"; they give neither its width nor its init. 512 wide, and the
+    init of layumi's ``ClassBlock``, which is this block: He init for the FC, BN weight
+    ~ N(1, 0.02), classifier ~ N(0, 0.001).
     """
 
     def __init__(self, in_dim: int, num_classes: int, *, dim: int = 512) -> None:
@@ -93,8 +96,9 @@ class BottleneckHead(nn.Module):
 class EmbeddingHead(nn.Module):
     """Optional FC to the embedding; BN -> ReLU -> Dropout(0.5) -> classifier for training only.
 
-    M3D (m3d_spec.md §1.5) and GLTR (gltr_spec.md §1.5) official code: the test feature is taken
-    before the BN; FC He init (fan_out), classifier ~ N(0, 0.001).
+    As the official M3D and GLTR code (github.com/ljn114514/M3D ``ResNet50-M3D/model/M3D.py``,
+    github.com/ljn114514/GLTR ``resnet.py``; neither paper describes its head): the test feature
+    is taken before the BN; FC He init (fan_out), classifier ~ N(0, 0.001).
 
     Args:
         in_dim: Pooled feature size.

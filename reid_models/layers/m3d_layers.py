@@ -1,8 +1,11 @@
 """M3D's two layers: the multi-scale temporal residual (M3D layer) and the Residual Attention Layer.
 
 Li et al., "Multi-scale 3D Convolution Network for Video Based Person Re-Identification", AAAI
-2019, Eq. 4-12; choices from m3d_spec.md §6. Both start as an identity, so a temporal stream built
-with them computes its 2D source at initialisation (spec §1.2, A5).
+2019, Eq. 4-12 ("Multi-scale 3D Convolution" and "Residual Attention Layer"). Both start as an
+identity, so a temporal stream built with them computes its 2D source at initialisation, as the
+paper intends ("M3D layer can be initialized by setting weights of temporal kernels to 0, which
+equals to a 2D CNN layer"; "Through initializing all convolution layers as zero, we can get M =
+1/2").
 
 M3D layer (Eq. 4-6), the temporal half; S is the bottleneck's 3x3 conv + BN + ReLU before it:
 
@@ -11,9 +14,10 @@ M3D layer (Eq. 4-6), the temporal half; S is the bottleneck's 3x3 conv + BN + Re
                ├─ T^(2): 3x1x1, dilation 2 ───(+)──▶ y = s + Σ_i T^(i)(s)
                └─ T^(n): 3x1x1, dilation n ───┘
 
-Each T^(i) is linear and zero-initialised (spec A2): the official code's BN + ReLU after a zero
-kernel gives every branch exactly zero gradient for ever (spec §1.3, pitfall 2), a linear zero
-kernel trains. Padding = dilation keeps T.
+Each T^(i) is linear and zero-initialised, as Eq. 5 writes it: the official code
+(github.com/ljn114514/M3D, ``ResNet50-M3D/model/M3D.py``) puts BN + ReLU after a zero kernel, whose
+output is then exactly 0 with ReLU'(0) = 0, so every branch gets exactly zero gradient for ever; a
+linear zero kernel trains. Padding = dilation keeps T.
 
 Residual Attention Layer (Eq. 7-12), y = x/2 + sigmoid(S_m * C_m * T_m) * x:
 
@@ -21,13 +25,15 @@ Residual Attention Layer (Eq. 7-12), y = x/2 + sigmoid(S_m * C_m * T_m) * x:
                   ─ mean T,H,W ─ conv_c1 C->C/16 ─ BN ─ ReLU ─ conv_c2 C/16->C ─▶ C_m (B,C,1,1,1)
                   ─ mean C,H,W ─ conv_t1 T->2T ── BN ─ ReLU ─ conv_t2 2T->T ───▶ T_m (B,1,T,1,1)
 
-Choices: conv_s1 is 3x3 and the temporal branch expands T -> 2T -> T, as the official code (spec
-A4; r = 16 cannot reduce T = 8); the order is conv -> BN -> ReLU -> conv as the paper's Fig. 5
-caption, with no activation after the second conv (the code's ReLU on C_m is dropped, spec A4);
-only the *first* present branch's last conv (conv_s2 for the full RAL) is zero-initialised, the
-others are He-initialised (spec A5): zero-initialising all three, as the paper and the code do,
-makes every RAL gradient exactly zero for ever, since each factor's gradient is proportional to
-the product of the other two (spec §1.3, pitfall 1). Written by hand: no library has these layers.
+Choices: conv_s1 is 3x3 and the temporal branch expands T -> 2T -> T, as the official code's
+``Attention`` (``ResNet50-M3D_RAL/resnet.py``; the paper gives neither, and its r = 16 cannot
+reduce T = 8); the order is conv -> BN -> ReLU -> conv as the paper's Fig. 5 caption ("ReLU and
+Batch Normalisation (BN) layer are applied after each convolution layer"), with no activation
+after the second conv (the code's ReLU on C_m is dropped, so each factor is signed and a zero
+conv gives exactly 0); only the *first* present branch's last conv (conv_s2 for the full RAL) is
+zero-initialised, the others are He-initialised: zero-initialising all three, as the paper and
+the code do, makes every RAL gradient exactly zero for ever, since each factor's gradient is
+proportional to the product of the other two. Written by hand: no library has these layers.
 The channel and temporal branches batch-normalise one pooled vector per clip, so training needs
 more than one clip per batch (as the head's BatchNorm1d does).
 """
@@ -61,7 +67,7 @@ class MultiScaleTemporalConv(nn.Module):
         channels: C of the spatial conv's output (the bottleneck width).
         dilations: Temporal dilation of each 3x1x1 kernel; empty gives an identity (n = 0).
         temporal_stride: 2 halves T as the official code's stages 2-4 do; the identity path is
-            then averaged over frame pairs (spec §1.2 [CODE]).
+            then averaged over frame pairs (official code, ``ResNet50-M3D/model/M3D.py``).
 
     Shape:
         (B, C, T, H, W) -> (B, C, T / temporal_stride, H, W)
@@ -144,7 +150,7 @@ class ResidualAttention(nn.Module):
         )
         self.temporal = _branch(frames, 2 * frames, frames) if "t" in branches else None
         # Zero the last conv of one branch only: M = sigmoid(0) = 1/2, y = x, and the zero factor
-        # still gets the gradient C_m * T_m != 0 (spec A5).
+        # still gets the gradient C_m * T_m != 0 (zeroing all three would leave all at zero).
         first = {"s": self.spatial, "c": self.channel, "t": self.temporal}[self.branches[0]]
         nn.init.zeros_(first[-1].weight)
         keep_init(self)

@@ -1,13 +1,16 @@
 """Non-local block, embedded-Gaussian form (Wang et al. CVPR 2018), over all T*H*W positions.
 
     theta(x), phi(pool(x)), g(pool(x))   1x1x1 convs C -> C/2 with bias
-    y = softmax_j(theta_i . phi_j) g_j   rows normalised over the keys j (spec i3d_nonlocal §1.4:
-                                         the paper's Eq. 5 normalises over i, a typo)
+    y = softmax_j(theta_i . phi_j) g_j   rows normalised over the keys j (Liao et al. ACCV 2018,
+                                         Fig. 5; their Eq. 5 normalises over i, a typo)
     z = BN(W y) + x                      BN gamma and beta start at 0, so the block starts as x
 
-Used by NL-AP3D (ap3d_spec.md §1.5) and by I3D-NL (i3d_nonlocal_spec.md §1.4), which agree on
-this form: sub-sampling of phi and g by a (1, 2, 2) max-pool, no 1/sqrt(d) scale, He init. They
-differ in where the pool sits: Wang et al.'s code pools the input before the phi and g convs
+Used by NL-AP3D (Gu et al. ECCV 2020, §5.3; official code github.com/guxinqian/AP3D,
+``models/NonLocal.py``) and by I3D-NL (Liao et al. ACCV 2018, §3.2), which agree on this form:
+sub-sampling of phi and g by a (1, 2, 2) max-pool (AP3D's code; for I3D-NL, Wang et al.'s code,
+facebookresearch/video-nonlocal-net, as Liao et al. do not say), no 1/sqrt(d) scale (Liao et al.'s
+Eq. 4 has none), He init (Liao et al. §3.2; AP3D's code draws N(0, sqrt(2/n))). They differ in
+where the pool sits: Wang et al.'s code pools the input before the phi and g convs
 (``pool_first=True``, 4x fewer MACs); AP3D's code pools their outputs (``pool_first=False``),
 which is what its Table 2 GFLOPs count. Max-pooling does not commute with a conv, so the two
 are different functions with the same parameters.

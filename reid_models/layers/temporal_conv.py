@@ -1,9 +1,11 @@
 """Replacements for a bottleneck's 3x3 spatial conv: I3D, P3D-A/B/C and their AP3D versions.
 
-Wiring and initialisation follow ap3d_spec.md §1.3 (official code; the paper's Fig. 5 is not in
-the text). Only the 3x3 conv is replaced; the block's BN and ReLU stay after it, and nothing is
-inserted between the spatial and the temporal kernel (spec A4). Every variant computes exactly its
-2D source at initialisation, so training starts from the pretrained C2D network (spec A3):
+Wiring and initialisation follow the official AP3D code (github.com/guxinqian/AP3D,
+``models/AP3D.py``): the paper (Gu et al., ECCV 2020, §3.4) shows the wiring only in its Fig. 5
+and says nothing of initialisation. Only the 3x3 conv is replaced; the block's BN and ReLU stay
+after it, and nothing is inserted between the spatial and the temporal kernel (unlike the original
+P3D blocks). Every variant computes exactly its 2D source at initialisation, so training starts
+from the pretrained C2D network:
 
     variant       out = ...                       temporal weights start as
     I3D           Conv3x3x3(u)                    centre slice = 2D kernel, others 0 (by loading)

@@ -1,23 +1,24 @@
 """Soft-assignment VLAD with decoupled assignment and residual parameters (NetVLAD / ActionVLAD).
 
-The PersonVLAD aggregation layer (personvlad_spec.md §1.3, Eq. 4-5). For N sets of M local
-descriptors x_m in R^D and K cluster centres ("person words"):
+The aggregation layer of 3D PersonVLAD (Wu et al., TNNLS 2019, Sec. III-B, Eq. 4-5). For N sets of M
+local descriptors x_m in R^D and K cluster centres ("person words"):
 
-    x_m  <- x_m / ||x_m||                               input L2 norm (ActionVLAD practice, §6.6)
+    x_m  <- x_m / ||x_m||                               input L2 norm (ActionVLAD's code)
     a_mk  = softmax_k(w_k . x_m + z_k)                  soft assignment (Eq. 5)
     V[k]  = sum_m a_mk (x_m - c_k)                      residuals to the centres, (K, D)
     V[k] <- V[k] / max(||V[k]||, eps)                   intra-normalisation, per cluster
     v     = flatten(V) / ||flatten(V)||                 (K * D,), cluster-major: v[k*D + j]
 
-Decoupled (§1.3): w (K, D), z (K) and c (K, D) are three independent trainable tensors; they
-start tied, w_k = 2 alpha c_k and z_k = -alpha ||c_k||^2, which makes a_mk exactly the softmax of
--alpha ||x_m - c_k||^2 (Eq. 4; the ||x_m||^2 term cancels). With alpha = 1000 (§6.6) the
-assignment is almost hard.
+Decoupled (Sec. III-C: the centres of the assignment and of the residual are separate parameters):
+w (K, D), z (K) and c (K, D) are three independent trainable tensors; they start tied, w_k = 2
+alpha c_k and z_k = -alpha ||c_k||^2, which makes a_mk exactly the softmax of -alpha ||x_m - c_k||^2
+(Eq. 4; the ||x_m||^2 term cancels). With alpha = 1000 (Sec. III-C) the assignment is almost hard.
 
-The centres start as random unit vectors, a placeholder: the trainer sets them with
-`init_centres` from k-means on descriptors prepared by `normalize_input` (§3 [R] step 0). The
-k-means itself is not here. The eps in both normalisations (1e-12, TensorFlow's l2_normalize
-default, which ActionVLAD uses) keeps clusters without mass at zero instead of dividing by 0.
+The centres start as random unit vectors, a placeholder: the trainer sets them with `init_centres`
+from k-means on descriptors prepared by `normalize_input` (the paper says only "initialize and fix";
+ActionVLAD runs k-means on the pretrained network's features). The k-means itself is not here. The
+eps in both normalisations (1e-12, TensorFlow's l2_normalize default, which ActionVLAD uses) keeps
+clusters without mass at zero instead of dividing by 0.
 """
 
 from __future__ import annotations
