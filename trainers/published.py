@@ -1,13 +1,14 @@
 """The five papers' published results, as data, keyed by this project's model and dataset names.
 
-Transcribed from the results tables of ``shared/papers/*_spec.md`` (each entry cites its table);
+Transcribed from the papers' results tables (each entry cites its paper and table);
 only rows whose architecture this project builds are kept (a registry model, with builder
 overrides where the row is a variant), so every published number has a model that can be trained
 to compare with it. Values are percentages as printed; ``None`` where the paper does not report
 that rank. `reidstream results` prints them beside measured runs.
 
 Caveats kept with the numbers (``note``): PersonVLAD's MARS figures come from its own
-random-probe protocol (personvlad_spec.md §4), and M3D's PRID/iLIDS figures are 10-split means.
+random-probe protocol (one random probe tracklet per identity against all gallery tracklets,
+10 repeats: Wu et al. Sec. IV-B(a)), and M3D's PRID/iLIDS figures are 10-split means.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ class PublishedResult:
     """One published row: a model variant on one dataset.
 
     Attributes:
-        paper: Spec stem ("ap3d", "gltr", "m3d", "i3d_nonlocal", "personvlad").
+        paper: Paper key ("ap3d", "gltr", "m3d", "i3d_nonlocal", "personvlad").
         row: The row's label in the paper.
         model: Registry model name.
         dataset: Dataset reader name (`trainers.datasets.list_datasets()`).
-        source: Spec file, section and table the numbers come from.
+        source: The paper and table the numbers come from.
         rank1, rank5, rank10, rank20, mAP: In percent; None where not reported.
         overrides: Builder overrides that make `model` the row's variant.
         rerank: The row is after k-reciprocal re-ranking.
@@ -82,9 +83,15 @@ def _rows(
 
 
 _R1_MAP = ("rank1", "mAP")
-_AP3D_T1 = "ap3d_spec.md §5 Table 1"
-_AP3D_T2 = "ap3d_spec.md §5 Table 2"
-_AP3D_T4 = "ap3d_spec.md §5 Table 4"
+#: How each source names its paper.
+_AP3D = "Gu et al., ECCV 2020"
+_GLTR = "Li et al., ICCV 2019"
+_M3D = "Li et al., AAAI 2019"
+_I3D_NL = "Liao et al., ACCV 2018"
+_PERSONVLAD = "Wu et al., TNNLS 2019"
+_AP3D_T1 = f"{_AP3D}, Table 1"
+_AP3D_T2 = f"{_AP3D}, Table 2"
+_AP3D_T4 = f"{_AP3D}, Table 4"
 # Table 1/2 rows: (row, model, overrides, MARS r1, MARS mAP, Duke r1, Duke mAP).
 _AP3D_RESNET50 = [
     (_AP3D_T1, "C2D", "c2d_r50", None, 88.9, 83.4, 95.6, 95.1),
@@ -115,42 +122,41 @@ def _ap3d() -> list[PublishedResult]:
         out += _rows("ap3d", source, "mars", _R1_MAP, table)
         table = [(row, model, overrides, duke_r1, duke_map)]
         out += _rows("ap3d", source, "dukemtmc_videoreid", _R1_MAP, table)
-    # Table 6 reports iLIDS-VID top-1 only; one split or a 10-split mean is not said (spec A8).
+    # Table 6 reports iLIDS-VID top-1 only; the paper does not say whether it is one split or a
+    # 10-split mean (the official code evaluates split 9 only).
     table = [("AP3D", "ap3d_r50", None, 86.7), ("NL-AP3D", "nl_ap3d_r50", None, 88.7)]
-    return out + _rows("ap3d", "ap3d_spec.md §5 Table 6", "ilidsvid", ("rank1",), table)
+    return out + _rows("ap3d", f"{_AP3D}, Table 6", "ilidsvid", ("rank1",), table)
 
 
 def _gltr() -> list[PublishedResult]:
     gltr = ("GLTR", "gltr_r50", None)
     five = ("mAP", "rank1", "rank5", "rank20")
     return [
-        *_rows(
-            "gltr", "gltr_spec.md §5 Table 5", "mars", five, [(*gltr, 78.47, 87.02, 95.76, 98.23)]
-        ),
+        *_rows("gltr", f"{_GLTR}, Table 5", "mars", five, [(*gltr, 78.47, 87.02, 95.76, 98.23)]),
         *_rows(
             "gltr",
-            "gltr_spec.md §5 Table 7",
+            f"{_GLTR}, Table 7",
             "dukemtmc_videoreid",
             five,
             [(*gltr, 93.74, 96.29, 99.30, 99.71)],
         ),
         *_rows(
             "gltr",
-            "gltr_spec.md §5 Table 4",
+            f"{_GLTR}, Table 4",
             "lsvid",
             ("mAP", "rank1", "rank5", "rank10", "rank20"),
             [(*gltr, 44.32, 63.07, 77.22, 83.81, 88.41)],
         ),
         *_rows(
             "gltr",
-            "gltr_spec.md §5 Table 6",
+            f"{_GLTR}, Table 6",
             "prid2011",
             ("rank1", "rank5"),
             [(*gltr, 95.50, 100.00)],
         ),
         *_rows(
             "gltr",
-            "gltr_spec.md §5 Table 6",
+            f"{_GLTR}, Table 6",
             "ilidsvid",
             ("rank1", "rank5"),
             [(*gltr, 86.00, 98.00)],
@@ -160,7 +166,7 @@ def _gltr() -> list[PublishedResult]:
             "GLTR + re-ranking",
             "gltr_r50",
             "mars",
-            "gltr_spec.md §5 (text after Table 5)",
+            f"{_GLTR}, §4.4 (text after Table 5)",
             mAP=85.54,
             rerank=True,
         ),
@@ -170,12 +176,12 @@ def _gltr() -> list[PublishedResult]:
 def _m3d() -> list[PublishedResult]:
     two = ("Two-stream M3D", "m3d_r50", None)
     temporal = {"stream": "temporal"}
-    table2 = "m3d_spec.md §5 Table 2"
+    table2 = f"{_M3D}, Table 2"
     splits = "mean of 10 random splits"
     return [
         *_rows(
             "m3d",
-            "m3d_spec.md §5 Table 3",
+            f"{_M3D}, Table 3",
             "mars",
             ("mAP", "rank1", "rank5", "rank20"),
             [(*two, 74.06, 84.39, 93.84, 97.74)],
@@ -195,8 +201,8 @@ def _m3d() -> list[PublishedResult]:
                 "m3d", r, "m3d_r50", d, s, rank1=r1, rank5=r5, overrides=o or {}, note=splits
             )
             for r, o, d, s, r1, r5 in [
-                ("Two-stream M3D", None, "prid2011", "m3d_spec.md §5 Table 4", 94.40, 100.00),
-                ("Two-stream M3D", None, "ilidsvid", "m3d_spec.md §5 Table 4", 74.00, 94.33),
+                ("Two-stream M3D", None, "prid2011", f"{_M3D}, Table 4", 94.40, 100.00),
+                ("Two-stream M3D", None, "ilidsvid", f"{_M3D}, Table 4", 74.00, 94.33),
                 ("M3D+RAL (temporal stream)", temporal, "prid2011", table2, 91.03, None),
                 ("M3D+RAL (temporal stream)", temporal, "ilidsvid", table2, 72.67, None),
             ]
@@ -206,11 +212,11 @@ def _m3d() -> list[PublishedResult]:
 
 def _i3d_nonlocal() -> list[PublishedResult]:
     row = ("ResNet3D-50 NL", "i3d_nl_r50", None)
-    source = "i3d_nonlocal_spec.md §5 Table 4"
+    source = f"{_I3D_NL}, Table 4"
     return [
         *_rows(
             "i3d_nonlocal",
-            "i3d_nonlocal_spec.md §5 Table 2",
+            f"{_I3D_NL}, Table 2",
             "mars",
             ("rank1", "rank5", "rank10", "mAP"),
             [(*row, 84.3, 94.6, 96.2, 77.0)],
@@ -222,7 +228,7 @@ def _i3d_nonlocal() -> list[PublishedResult]:
 
 def _personvlad() -> list[PublishedResult]:
     row = ("PersonVLAD", "personvlad_c3d", None)
-    source = "personvlad_spec.md §5 Table IX"
+    source = f"{_PERSONVLAD}, Table IX"
     four = ("rank1", "rank5", "rank10", "rank20")
     mars = _rows(
         "personvlad",
@@ -231,7 +237,7 @@ def _personvlad() -> list[PublishedResult]:
         ("rank1", "rank5", "rank20", "mAP"),
         [(*row, 80.8, 94.5, 99.0, 63.4)],
     )
-    mars = [replace(r, note="random-probe protocol, 10 repeats (§4)") for r in mars]
+    mars = [replace(r, note="random-probe protocol, 10 repeats (Sec. IV-B)") for r in mars]
     return [
         *mars,
         *_rows("personvlad", source, "prid2011", four, [(*row, 87.6, 96.1, 98.7, 99.8)]),
