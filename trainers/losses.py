@@ -9,7 +9,8 @@
 - `CrossEntropyLabelSmooth`: Szegedy et al. 2016, as torchreid's ``CrossEntropyLabelSmooth``
   (targets ``(1 - eps) * onehot + eps / C``), which is exactly PyTorch's own
   ``F.cross_entropy(..., label_smoothing=eps)``; that is what runs. ``epsilon = 0`` is the plain
-  cross-entropy of GLTR and M3D (official_code_and_datasets.md §2.2, §3.1).
+  cross-entropy of GLTR and M3D (both papers train with a "softmax loss" only, and so does their
+  ``train.py``).
 - `TripletLoss`: batch-hard triplet (Hermans et al. 2017), as AP3D's and torchreid's
   ``TripletLoss``: per anchor the farthest positive and the nearest negative,
   ``mean(max(0, d_ap - d_an + margin))``. ``euclidean`` is the plain distance (with the
@@ -20,16 +21,16 @@
   sampler (K >= 2, P >= 2) every anchor counts and the value is the references'. A batch with
   no usable anchor yields 0 (still attached to the graph) and a warning.
 - `OIMLoss`: Online Instance Matching (Xiao et al., CVPR 2017), as 3D PersonVLAD trains
-  (personvlad_spec.md §1.4) with open-reid's defaults: logits ``scalar * x @ LUTᵀ`` over the C
-  identities, cross-entropy, and after each training forward ``LUT[y] <- m LUT[y] + (1 - m) x``,
-  re-L2-normalised, sample by sample in batch order (open-reid's loop; repeated ids compound).
-  τ = 0.1 is ``scalar = 10``; m = 0.5. The LUT is a buffer (zeros at start, as open-reid), so
-  checkpoints carry it and no optimiser touches it; open-reid updates it in ``backward``, here
-  it is updated right after the logits are formed (same values: the gradient uses the LUT the
-  logits saw). Features are L2-normalised first, as OIM requires (PersonVLAD's already are). The
-  unlabelled circular queue of the paper is not built: the training splits hold only labelled
-  tracklets (ids relabelled 0..C-1; MARS's distractors and junk are test-only), so it would stay
-  empty. Under data parallelism each process updates its own LUT copy.
+  (Wu et al. Sec. III-C, Eq. 6: tau = 0.1, no LUT momentum given) with open-reid's defaults: logits
+  ``scalar * x @ LUTᵀ`` over the C identities, cross-entropy, and after each training forward
+  ``LUT[y] <- m LUT[y] + (1 - m) x``, re-L2-normalised, sample by sample in batch order (open-reid's
+  loop; repeated ids compound). τ = 0.1 is ``scalar = 10``; m = 0.5. The LUT is a buffer (zeros at
+  start, as open-reid), so checkpoints carry it and no optimiser touches it; open-reid updates it in
+  ``backward``, here it is updated right after the logits are formed (same values: the gradient uses
+  the LUT the logits saw). Features are L2-normalised first, as OIM requires (PersonVLAD's already
+  are). The unlabelled circular queue of the paper is not built: the training splits hold only
+  labelled tracklets (ids relabelled 0..C-1; MARS's distractors and junk are test-only), so it would
+  stay empty. Under data parallelism each process updates its own LUT copy.
 - `ReIDLoss`: ``sum_k w_k * loss_k`` over the losses with a non-zero weight.
 """
 

@@ -6,18 +6,25 @@
 `build_scheduler` returns a torch scheduler stepped once at the *end* of every epoch: the LR of
 epoch e (0-based) is the value after e steps.
 
-    schedule            paper recipe it serves (spec section)
+    schedule            paper recipe it serves (paper section; official code)
     ------------------  ---------------------------------------------------------------------
-    multistep / step    AP3D: Adam 3e-4, x0.1 at 60/120/180, 240 epochs (ap3d_spec.md §3, A10)
-    step                GLTR: SGD 0.01 m=0.9 wd=5e-4, x0.1 every 120 (gltr_spec.md §3, §6.5)
-    step                M3D: SGD 0.01, x0.1 at 300 of 400 (paper) or every 200 of 500 (code);
-                        the code's x10 LR on new layers is ``backbone_lr_mult=0.1`` with the
-                        head's LR as ``lr`` (m3d_spec.md §3.2)
+    multistep / step    AP3D: Adam 3e-4, x0.1 every 60, 240 epochs (Gu et al. §5.2). The code
+                        (guxinqian/AP3D ``train.py``) steps MultiStepLR [60, 120, 180] at the
+                        start of each epoch, which PyTorch >= 1.1 shifts one epoch early;
+                        stepping at the end decays after exactly 60, 120 and 180 epochs
+    step                GLTR: SGD 0.01, x0.1 after 120 (Li et al. ICCV 2019, §4.2); momentum
+                        0.9 and wd 5e-4, which the paper omits, from ljn114514/GLTR ``train.py``
+    step                M3D: SGD 0.01, x0.1 at 300 of 400 (paper, Implementation Details) or
+                        every 200 of 500 (code); the code's x10 LR on the new layers (``feat``,
+                        ``feat_bn``, ``classifier`` in ljn114514/M3D ``ResNet50-M3D/train.py``)
+                        is ``backbone_lr_mult=0.1`` with the head's LR as ``lr``
     exponential         I3D+NL: Adam 3e-4 constant, then exponential decay to x0.001 from epoch
-                        150 to 300 (i3d_nonlocal_spec.md §3, Hermans et al.'s `adjust_lr_exp`)
-    step                PersonVLAD: Adam eps=1e-4, halve every 1K iterations (gamma=0.5; the
-                        recipe converts iterations to epochs); step 1 trains only the head:
-                        ``backbone_lr_mult=0`` freezes the backbone (personvlad_spec.md §3)
+                        150 to 300 (Liao et al. §4.2: "exponential decay with decay rate 0.001
+                        at 150 epochs", read as Hermans et al.'s `adjust_lr_exp`, which
+                        huanghoujing/person-reid-triplet-loss-baseline implements)
+    step                PersonVLAD: Adam eps=1e-4, halve every 1K iterations (Wu et al.
+                        Sec. III-C; gamma=0.5, the recipe converts iterations to epochs); step
+                        1 trains only the head: ``backbone_lr_mult=0`` freezes the backbone
     warmup_multistep    the bag-of-tricks lineage: linear warm-up from ``warmup_factor`` times
                         the LR over ``warmup_epochs``, then x``gamma`` at absolute milestones
     cosine, constant    baselines
@@ -110,8 +117,9 @@ def build_optimizer(
 ) -> Optimizer:
     """An Adam or SGD optimizer over `param_groups(model)`.
 
-    Weight decay is coupled L2 on every parameter, BN included, as in every paper's code
-    (ap3d_spec.md §3: "not AdamW"; gltr/m3d code: SGD weight_decay 5e-4).
+    Weight decay is coupled L2 on every parameter, BN included, as in the official code of
+    AP3D (``train.py``: ``Adam(weight_decay=5e-4)``, not AdamW), GLTR and M3D (SGD
+    ``weight_decay=5e-4``).
 
     Args:
         model: The (unwrapped) model.
@@ -120,7 +128,7 @@ def build_optimizer(
         weight_decay: L2 coefficient.
         momentum: SGD momentum (ignored by Adam).
         backbone_lr_mult: See `param_groups`.
-        eps: Adam's epsilon (PersonVLAD uses 1e-4, personvlad_spec.md §3).
+        eps: Adam's epsilon (PersonVLAD uses 1e-4, Wu et al. Sec. III-C).
         betas: Adam's betas.
         nesterov: SGD Nesterov momentum.
     """

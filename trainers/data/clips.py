@@ -187,7 +187,7 @@ def build_train_loader(
             clip length, sampling and stride.
         batch_size: Clips per batch on this rank.
         num_instances: K of the P x K sampler; 0 shuffles tracklets without identity balance
-            (GLTR and M3D train so, official_code_and_datasets.md §2.2, §3.1).
+            (GLTR and M3D train so: their ``train.py`` shuffles tracklets).
         workers: Loader processes (0: load in this process).
         seed: Seed of the sampler (the same on every rank) and of the augmentations.
         clip_len, sampling, stride: Override `cfg.train_clip_len`, `train_sampling`, `train_stride`.

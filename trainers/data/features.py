@@ -8,11 +8,12 @@
       └─ per tracklet: mean, or mean weighted by each clip's frame count (cfg.aggregation)
       └─ L2-normalised iff cfg.normalize_embedding ─▶ (N, D) float32 on the CPU
 
-Clips of one tracklet may land in different batches and batches mix tracklets, so the GPU stays
-full whatever the tracklet lengths; the per-tracklet sums are accumulated with ``index_add_``.
-A clip's weight under ``length_weighted_mean`` is its frame count before looping, so AP3D's
-frame-mean over all chunks (ap3d_spec.md A7) is reproduced: its BN neck is affine in eval mode and
-commutes with the weighted mean.
+Clips of one tracklet may land in different batches and batches mix tracklets, so the GPU stays full
+whatever the tracklet lengths; the per-tracklet sums are accumulated with ``index_add_``. A clip's
+weight under ``length_weighted_mean`` is its frame count before looping, so AP3D's frame-mean over
+all chunks (``test-all.py`` averages the per-frame features of all chunks, then applies the BN neck;
+the paper's §5.2 says "averaged representation of all clips") is reproduced: its BN neck is affine
+in eval mode and commutes with the weighted mean.
 
 The frame budget per batch keeps ``whole`` tracklets (GLTR, up to 920 frames on MARS) from
 being stacked `batch_size` deep; a clip longer than the budget runs alone.

@@ -8,11 +8,12 @@
       └─ batches dealt to ranks: rank r takes batches r, r + W, r + 2W, ... (equal counts)
 
 This is torchreid's `RandomIdentitySampler` (deep-person-reid ``torchreid/data/sampler.py``),
-which yields batches of P *distinct* identities. AP3D's sampler (official_code_and_datasets.md
-§1.3, ap3d_spec.md §3) cuts the groups the same way but shuffles all groups together, so two
+which yields batches of P *distinct* identities. AP3D's sampler (guxinqian/AP3D
+``tools/samplers.py``) cuts the groups the same way but shuffles all groups together, so two
 groups of one identity may share a batch; batch-hard triplet mining wants P distinct identities,
 and both give about one pass over the tracklets per epoch. The older one-group-per-identity
-sampler of jiyanggao (§7) is not what either reproduced paper used.
+sampler of jiyanggao/Video-Person-ReID (``samplers.py``) is not what either reproduced paper
+used.
 
 Hand-written (torch has no identity-balanced sampler), seeded by ``seed + epoch`` with numpy's
 generator so that every rank builds the same epoch and takes its own disjoint share.

@@ -17,23 +17,29 @@ Testing (`test_clip_indices`, every clip of a tracklet, `PretrainedCfg.test_samp
 
 Choices between the papers and the official code:
 
-- ``stride`` is AP3D's `TemporalRandomCrop` (official_code_and_datasets.md §1.3, ap3d_spec.md §2):
-  the strided branch needs ``n >= T * s`` although the clip spans only ``(T - 1) * s + 1`` frames,
-  as in the code. I3D-NL shares it (`PretrainedCfg` docstring): its spec's shrinking stride
-  (i3d_nonlocal_spec.md §2) is a recommendation, not code, and the AP3D rule also keeps every
-  frame of a short tracklet reachable.
-- ``consecutive`` is the GLTR/M3D loader (official_code_and_datasets.md §2.2, §3.1; gltr_spec.md
-  §2, m3d_spec.md §2): the start is uniform over every window, including the last one, which the
-  code's ``int(random() * (n - T))`` never draws (an off-by-one the spec calls harmless; the
-  paper's "T adjacent frames" has no such gap). Short tracklets loop (``i % n``), as the code does.
-- ``chunks`` is AP3D's `test-all.py` (§1.4, ap3d_spec.md §2): 32-frame chunks, a shorter last one.
-- ``chunks_drop_last`` is M3D's floor(n/T) clips (m3d_spec.md §2); a tracklet shorter than T
-  (PRID has 5-frame ones) gives one looped clip (m3d_spec.md A11).
-- ``whole`` is GLTR's test (gltr_spec.md §2, §2.3 of the notes): all frames as one sequence.
-- ``sliding`` is PersonVLAD's 16-frame windows with an 8-frame overlap (personvlad_spec.md §2). The
-  paper does not say what happens to a tail that no window reaches; these windows stop where the
-  next would overrun, like ``chunks_drop_last``. A tracklet shorter than T gives one looped clip
-  (personvlad_spec.md §2 recommends loop padding).
+- ``stride`` is AP3D's `TemporalRandomCrop` (guxinqian/AP3D ``transforms/temporal_transforms.py``;
+  the paper's §5.2 says only "randomly sample 4 frames with a stride of 8 frames"): the strided
+  branch needs ``n >= T * s`` although the clip spans only ``(T - 1) * s + 1`` frames, as in the
+  code. I3D-NL shares it (`PretrainedCfg` docstring): Liao et al. (§4.2) take 8 frames "from 64
+  consecutive frames every eight frames", say nothing of shorter tracklets and released no code;
+  rather than shrink the stride, the AP3D rule also keeps every frame of a short tracklet
+  reachable.
+- ``consecutive`` is the GLTR/M3D loader (ljn114514/GLTR ``dataset.py``, ljn114514/M3D
+  ``ResNet50-M3D/model/dataset.py``; both papers "sample T adjacent frames"): the start is uniform
+  over every window, including the last one, which the code's ``int(random() * (n - T))`` never
+  draws (a harmless off-by-one; the papers' "T adjacent frames" has no such gap). Short tracklets
+  loop (``i % n``), as the code does.
+- ``chunks`` is AP3D's ``test-all.py`` (§5.2: "split it into several 32-frame video clips"):
+  32-frame chunks, the code's last one shorter and unpadded.
+- ``chunks_drop_last`` is M3D's floor(n/T) clips ("For a sequence of length L, we can get
+  floor(L/T) sampled inputs", Implementation Details); a tracklet shorter than T (PRID has 5-frame
+  ones), which the paper does not cover, gives one looped clip, as the code loops in training.
+- ``whole`` is GLTR's test (the code's ``ex_feat/ex.py`` feeds all frames; Eq. 4 averages over the
+  sequence's own length): all frames as one sequence.
+- ``sliding`` is PersonVLAD's 16-frame windows with an 8-frame overlap (Wu et al. Sec. IV-B(a)).
+  The paper does not say what happens to a tail that no window reaches; these windows stop where
+  the next would overrun, like ``chunks_drop_last``. A tracklet shorter than T, which the paper
+  does not cover either, gives one looped clip.
 
 Testing clips that a model cannot take (shorter than `ReIDModel.min_clip_len`) are looped by
 `loop_to_length`, which `extract_features` applies.

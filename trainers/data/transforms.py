@@ -6,10 +6,12 @@
       └─ (C, T, H, W) float32: (x / 255 - cfg.mean) / cfg.std                │  one decision
       └─ train only: random erasing (p = random_erasing), one rectangle ─────┘  per clip
 
-Frame-wise transforms as in torchreid (official_code_and_datasets.md §7) would flip or crop
-frames of one clip differently and break the temporal kernels' correspondence; AP3D's
-`randomize_parameters()` is called once per clip (§1.3), and PersonVLAD's flip is taken the same
-way (personvlad_spec.md §2). So every random choice here is drawn once and shared by all frames.
+Frame-wise transforms as in torchreid (``torchreid/data/datasets/dataset.py::VideoDataset``
+transforms each frame on its own) would flip or crop frames of one clip differently and break the
+temporal kernels' correspondence; AP3D's ``randomize_parameters()`` is called once per clip
+(guxinqian/AP3D ``transforms/spatial_transforms.py``), and PersonVLAD's flip (Wu et al.
+Sec. III-C: "horizontally flip them with 50% probability", no more said) is taken the same way.
+So every random choice here is drawn once and shared by all frames.
 
 Which augmentations a paper used is the recipe's choice (AP3D: flip only; GLTR and M3D: none;
 PersonVLAD: flip), made through `ClipTransform.from_cfg`'s arguments. Padding fills with black,

@@ -2,9 +2,9 @@
 
 ``create_dataset(name, root, split_id=..., **options)`` reads a dataset into a `VideoDataset`
 (train / query / gallery tuples of `Tracklet(frame_paths, pid, camid)`); ``list_datasets()``
-names them. Each reader's module docstring gives the on-disk layout and where it follows or
-departs from the official code (official_code_and_datasets.md §5-§7). The synthetic dataset of
-`trainers.synthetic` is written in the MARS format and read with ``create_dataset("mars", root)``.
+names them. Each reader's module docstring gives the on-disk layout and where it follows or departs
+from the official code. The synthetic dataset of `trainers.synthetic` is written in the MARS format
+and read with ``create_dataset("mars", root)``.
 
     name                 reader                     splits  options
     mars                 read_mars                  1       protocol, min_seq_len

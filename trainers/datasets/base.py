@@ -7,11 +7,12 @@ query, gallery), each tracklet unpacking like torchreid's ``(img_paths, pid, cam
                                                │
                                                └─ Tracklet(frame_paths, pid, camid)
 
-Conventions shared by all readers (official_code_and_datasets.md §6, §7):
+Conventions shared by all readers:
 
 - frame paths are absolute and sorted by the frame number parsed from the file name, not by the
-  name itself: the reference loaders take ``glob`` order (§6.2, §6.3) or a fixed ``F%04d`` probe
-  (§6.4), and a name sort puts ``F1000`` before ``F999``;
+  name itself: the reference loaders take ``glob`` order (torchreid's and AP3D's iLIDS-VID and
+  PRID2011 readers) or a fixed ``F%04d`` probe (torchreid's DukeMTMC-VideoReID reader), and a name
+  sort puts ``F1000`` before ``F999``;
 - train pids are relabelled 0..N-1 in ascending order of the original id (torchreid enumerates a
   ``set``, whose order is an implementation detail); query and gallery keep the original ids, so
   junk (-1) and distractor (0) labels survive for the evaluation;
@@ -173,7 +174,7 @@ def read_json_splits(path: Path) -> list[tuple[list[str], list[str]]]:
 
 def load_mat_variable(path: Path, variable: str, *, layout: str) -> np.ndarray:
     """One variable of a MATLAB file: v4-v7.2 through `scipy.io.loadmat`, v7.3 (HDF5) through
-    h5py when it is installed (scipy cannot read HDF5; LS-VID ships v7.3 files, §6.5).
+    h5py when it is installed (scipy cannot read HDF5; LS-VID ships v7.3 files).
 
     Raises:
         DatasetError: The file is missing, unreadable, or lacks `variable`.

@@ -1,6 +1,6 @@
 """DukeMTMC-VideoReID (Wu et al., CVPR'18): fixed train / query / gallery folders.
 
-Layout (official_code_and_datasets.md §6.4; torchreid
+Layout (Yu-Wu/DukeMTMC-VideoReID ``README.md``; torchreid
 ``<root>/dukemtmc-vidreid/DukeMTMC-VideoReID``, AP3D ``<root>/DukeMTMC-VideoReID``)::
 
     DukeMTMC-VideoReID/
@@ -12,14 +12,15 @@ Layout (official_code_and_datasets.md §6.4; torchreid
 normal/distractor image and the last number is the frame in the camera's video. The older naming
 without underscores (``0001C6F0099X30823.jpg``) is read too.
 
-Every query tracklet is also in the gallery folder (§6.4); the evaluation removes it as junk
-(same pid, same camera), so the gallery is read as it is (GLTR ``test_duke.m``, AP3D, torchreid).
+Every query tracklet is also in the gallery folder (as GLTR's ``Duke_test/data/info_test.txt`` lists
+them); the evaluation removes it as junk (same pid, same camera), so the gallery is read as it is
+(GLTR ``test_duke.m``, AP3D, torchreid).
 
-Differences from torchreid's ``DukeMTMCVidReID`` (AP3D's is the same): frames are every ``.jpg``
-of the tracklet folder sorted by F number, where torchreid probes ``F0001..F<n>`` and so drops the
-last frame of a tracklet that starts at F0002 (§6.4 QUIRK); train pids are relabelled in
-ascending order; no ``split_*.json`` cache of absolute paths is written. ``min_seq_len`` drops
-shorter tracklets from every subset, as torchreid's does.
+Differences from torchreid's ``DukeMTMCVidReID`` (AP3D's is the same): frames are every ``.jpg`` of
+the tracklet folder sorted by F number, where torchreid probes ``F0001..F<n>`` and so drops the last
+frame of a tracklet that starts at F0002; train pids are relabelled in ascending order; no
+``split_*.json`` cache of absolute paths is written. ``min_seq_len`` drops shorter tracklets from
+every subset, as torchreid's does.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """iLIDS-VID (Wang et al., ECCV'14): 300 persons, two cameras, 10 official 50/50 person splits.
 
-Layout (official_code_and_datasets.md §6.2; torchreid ``<root>/ilids-vid``, AP3D
-``<root>/iLIDS-VID``)::
+Layout (torchreid's ``docs/datasets.rst`` ``<root>/ilids-vid``, AP3D ``<root>/iLIDS-VID``)::
 
     ilids-vid/
       i-LIDS-VID/sequences/cam1/person001/cam1_person001_00317.png ...   original video frame no.
@@ -15,14 +14,15 @@ its first half are the test persons, the second half the train persons (Wang et 
 ``{"train": [dirs], "test": [dirs]}``) and reads that; this reader reads the .mat directly and
 falls back to ``splits.json`` only where the .mat is absent. Nothing is written.
 
-Tracklets (§5.3): train = both cameras of the train persons (pids relabelled 0..149 in person
-order, camid 0/1); query = cam1 of the test persons; gallery = cam2 of the test persons; query
-and gallery pids are the person numbers (``person001`` -> 1). Report the mean over split_id 0..9
-(AP3D's code evaluates split 9 only, ap3d_spec.md A8).
+Tracklets (as torchreid's reader): train = both cameras of the train persons (pids relabelled 0..149
+in person order, camid 0/1); query = cam1 of the test persons; gallery = cam2 of the test persons;
+query and gallery pids are the person numbers (``person001`` -> 1). Report the mean over split_id
+0..9 (AP3D's code, ``tools/data_manager.py``, evaluates split 9 only; its paper does not say which
+it reports).
 
-Frames are sorted by the trailing frame number; torchreid, AP3D and jiyanggao take
-``glob('*.png')`` order (§1.5, §8.5). The reference loaders assert exactly 10 x 300; this reader
-checks instead that the split matrix covers exactly the person folders present.
+Frames are sorted by the trailing frame number; torchreid, AP3D and jiyanggao take ``glob('*.png')``
+order. The reference loaders assert exactly 10 x 300; this reader checks instead that the split
+matrix covers exactly the person folders present.
 """
 
 from __future__ import annotations

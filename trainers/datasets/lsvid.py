@@ -1,6 +1,6 @@
 """LS-VID (Li et al., ICCV'19, the GLTR paper): 3772 persons, 15 cameras, fixed splits.
 
-Layout (official_code_and_datasets.md §6.5; BiCnet-TKS ``data_manager/lsvid.py``)::
+Layout (blue-blue272/BiCnet-TKS ``data_manager/lsvid.py``; the GLTR code has no LS-VID reader)::
 
     LS-VID/
       list_sequence/list_seq_train.txt  list_seq_val.txt  list_seq_test.txt
@@ -8,13 +8,14 @@ Layout (official_code_and_datasets.md §6.5; BiCnet-TKS ``data_manager/lsvid.py`
       tracklet_train/  tracklet_val/  tracklet_test/        frames <A>_<frame>_<cam>_<B>.jpg
       test/data/info_test.mat  info_val.mat                 variable "query": 1-based list rows
 
-A tracklet's frames are the files whose path starts with its prefix (BiCnet-TKS globs
-``prefix*``). Of a frame name's four ``_`` fields the third is the 1-based camera (BiCnet-TKS);
-the second is read as the frame number (one derived loader does; §6.5 marks the fields'
-meaning UNVERIFIED). Frames are sorted by that number, then by name: on zero-padded names this
-is the name sort the reference loaders use.
+A tracklet's frames are the files whose path starts with its prefix (BiCnet-TKS globs ``prefix*``).
+Of a frame name's four ``_`` fields the third is the 1-based camera (BiCnet-TKS); the second is read
+as the frame number (one derived loader does; no loader documents the fields, so this meaning is
+unverified). Frames are sorted by that number, then by name: on zero-padded names this is the name
+sort the reference loaders use.
 
-Protocol (§5.3, gltr_spec.md §4.1): query = the rows of ``query`` in ``info_<set>.mat``;
+Protocol (GLTR, Li et al. ICCV 2019, §4.1, gives the splits but not the query/gallery split,
+which comes with the dataset release): query = the rows of ``query`` in ``info_<set>.mat``;
 gallery = **all** rows of ``list_seq_<set>.txt``, queries included, as BiCnet-TKS appends the
 query features to the gallery for evaluation; pids as listed (a -1 line, if any, stays -1 and is
 junk to the ``"mars"`` evaluation protocol). ``eval_set="val"`` reads the validation split that

@@ -1,6 +1,7 @@
 """MARS (Zheng et al., ECCV'16): the official devkit files read into a `VideoDataset`.
 
-Layout (official_code_and_datasets.md §6.1; torchreid ``<root>/mars``, AP3D ``<root>/MARS``)::
+Layout (torchreid's ``docs/datasets.rst`` ``<root>/mars``, AP3D ``<root>/MARS``; the ``info``
+files are those of liangzheng06/MARS-evaluation)::
 
     mars/
       bbox_train/<pid4>/<pid4>C<c>T<tttt>F<fff>.jpg      625 ids, 8298 tracklets
@@ -12,7 +13,7 @@ Layout (official_code_and_datasets.md §6.1; torchreid ``<root>/mars``, AP3D ``<
 Tracklet i of a split is the name list's lines ``start..end`` (1-based, inclusive) of row i;
 frames live in ``bbox_<split>/<name[:4]>/<name>``; ``name[5]`` is the camera digit.
 
-Protocols (``protocol=``; §5.1, §5.2, ap3d_spec.md §4):
+Protocols (``protocol=``):
 
 - ``"official"`` (default), the MATLAB devkit's ``test_mars.m`` that GLTR and M3D score with and
   AP3D reproduces by putting the queries in front of the gallery: query = the 1980 rows of
@@ -20,7 +21,8 @@ Protocols (``protocol=``; §5.1, §5.2, ap3d_spec.md §4):
   Distractors (pid 0, 3248 tracklets) stay as ordinary negatives. Junk (pid -1, 870 tracklets)
   stays with pid -1: `trainers.evaluation.evaluate_rank(protocol="mars")` ignores every gallery
   entry of pid -1, as ``evaluation_mars.m`` does, and the query itself is junk there too (same pid,
-  same camera). Every query then has a true match (0 without, §6.1).
+  same camera). Every query then has a true match (none lacks one; counted from the devkit's
+  ``query_IDX.mat`` and ``tracks_test_info.mat``).
 - ``"torchreid"``: torchreid's (and jiyanggao's) split: gallery = the non-query rows with pid -1
   dropped (9330 tracklets); 140 queries then have no true match and are skipped by its
   evaluation. For comparing with numbers published on that protocol.

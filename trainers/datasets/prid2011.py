@@ -1,6 +1,6 @@
 """PRID2011 (Hirzer et al., SCIA'11), multi-shot: two cameras, 10 person splits from a JSON file.
 
-Layout (official_code_and_datasets.md §6.3; torchreid ``<root>/prid2011``)::
+Layout (torchreid's ``docs/datasets.rst`` ``<root>/prid2011``)::
 
     prid2011/
       splits_prid2011.json                                  10 x {"test": [...], "train": [...]}
@@ -9,21 +9,22 @@ Layout (official_code_and_datasets.md §6.3; torchreid ``<root>/prid2011``)::
       prid_2011/single_shot/...                             not used
 
 Protocol: only the multi-shot sequences, and only persons 1..200, the ones seen by both cameras
-(persons above 200 appear in one camera only). Of these, the standard protocol of Wang et al.
-(ECCV'14; i3d_nonlocal_spec.md §4, m3d_spec.md §4) keeps the persons whose sequences have more
-than 21 frames, 178 persons, split 89/89 at random ten times. ``splits_prid2011.json`` is that
-split file as torchreid reads it (``PRID2011.__init__``: split ``split_id``, ``train``/``test``
-lists of person folders, no threshold applied by the loader because the file already embodies
-it). This reader validates every listed person against the 200-person rule; ``min_seq_len``
-(default 0: trust the file) drops persons, both cameras at once so that query and gallery stay
-paired, whose shorter sequence has fewer frames, e.g. ``min_seq_len=22`` to apply the >21-frame
-rule to a split file of one's own.
+(persons above 200 appear in one camera only). Of these, the standard protocol of Wang
+et al. (ECCV'14), which M3D (Li et al., AAAI 2019, "Dataset") follows and Liao et al. (ACCV 2018,
+§4.1) state ("sequences with more 21 frames are selected, leading to 178 identities"), keeps the
+persons whose sequences have more than 21 frames, 178 persons, split 89/89 at random ten times.
+``splits_prid2011.json`` is that split file as torchreid reads it (``PRID2011.__init__``: split
+``split_id``, ``train``/``test`` lists of person folders, no threshold applied by the loader because
+the file already embodies it). This reader validates every listed person against the 200-person
+rule; ``min_seq_len`` (default 0: trust the file) drops persons, both cameras at once so that query
+and gallery stay paired, whose shorter sequence has fewer frames, e.g. ``min_seq_len=22`` to apply
+the >21-frame rule to a split file of one's own.
 
 Tracklets: train = both cameras (pids relabelled 0..N-1 in person order, camid 0 = cam_a,
 1 = cam_b); query = cam_a of the test persons; gallery = cam_b; query/gallery pids are the person
 numbers. Report the mean over split_id 0..9.
 
-Frames are sorted by their number; torchreid and jiyanggao take ``glob('*.png')`` order (§8.5).
+Frames are sorted by their number; torchreid and jiyanggao take ``glob('*.png')`` order.
 """
 
 from __future__ import annotations

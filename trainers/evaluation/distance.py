@@ -10,14 +10,14 @@ Metrics, and which code they follow:
 
 - ``euclidean``: the plain (not squared) Euclidean distance ``||q - g||``, as MATLAB's
   ``pdist2(..., 'euclidean')`` in the official MARS and DukeMTMC-VideoReID evaluation
-  (official_code_and_datasets.md §2.3, §5.1). AP3D's ``test-all.py`` ranks by the squared
-  distance instead (§1.4); the order, and therefore CMC/mAP/mINP, is the same. The choice matters
-  only for re-ranking, whose reference code squares the distances it is given
-  (`trainers.evaluation.rerank`): fed plain distances it works on squared ones, as the paper's
-  Mahalanobis form does.
+  (liangzheng06/MARS-evaluation ``test_mars.m``; GLTR's ``Duke_test/test_duke.m``). AP3D's
+  ``test-all.py`` (guxinqian/AP3D) ranks by the squared distance instead; the order, and therefore
+  CMC/mAP/mINP, is the same. The choice matters only for re-ranking, whose reference code squares
+  the distances it is given (`trainers.evaluation.rerank`): fed plain distances it works on squared
+  ones, as the paper's Mahalanobis form does.
 - ``cosine``: ``1 - cos(q, g)``, in [0, 2]. AP3D ranks by ``-q·g`` on L2-normalised features
-  (§1.4); the constant 1 changes no ranking and keeps distances non-negative, which re-ranking
-  needs.
+  (``test-all.py``, ``--distance cosine``); the constant 1 changes no ranking and keeps distances
+  non-negative, which re-ranking needs.
 
 Memory: besides the (Q, G) float32 result, one chunk holds ``chunk_size x G`` distances and
 ``torch.cdist``'s matrix-product workspace (a gallery copy with two extra columns); no

@@ -6,7 +6,7 @@ torchreid's.
     distmat (Q, G) ─stable argsort─▶ order ─▶ per query: good / junk / negative per gallery entry
          ─drop junk─▶ ranked 0/1 hits ─▶ CMC (first hit), AP (every hit), INP (last hit)
 
-Protocols (official_code_and_datasets.md §5):
+Protocols:
 
 ``mars`` reproduces the official MATLAB ``evaluation_mars.m`` + ``compute_AP.m``
 (liangzheng06/MARS-evaluation; the same files ship with the GLTR and M3D code):
@@ -23,14 +23,15 @@ Protocols (official_code_and_datasets.md §5):
 
   which is above the standard AP whenever a hit is not at the top.
 - CMC, mAP (and mINP) are averaged over **all** queries: ``compute_AP`` returns AP 0 and an all-0
-  CMC for a query without a good match, and ``evaluation_mars.m`` divides by the number of
-  queries. On MARS with the queries in the gallery no query lacks a match (§5.1), so this only
-  matters elsewhere; such queries are logged and `RankResult.num_valid_queries` counts the others.
+  CMC for a query without a good match, and ``evaluation_mars.m`` divides by the number of queries.
+  On MARS with the queries in the gallery no query lacks a match (140 of the 1980 do when the
+  gallery excludes them, as torchreid's does), so this only matters elsewhere; such queries are
+  logged and `RankResult.num_valid_queries` counts the others.
 
 ``torchreid`` reproduces ``torchreid.metrics.rank.eval_market1501`` (also AP3D's
-``tools/eval_metrics.py`` and fast-reid, §5.2): junk = same id and same camera only (ids 0 and -1
-are not special), AP = mean over hits of ``i / r_i``, and queries without a good match are
-**skipped**: CMC, mAP and mINP are averaged over the valid queries only.
+``tools/eval_metrics.py`` and fast-reid's ``fastreid/evaluation/rank.py``): junk = same id and same
+camera only (ids 0 and -1 are not special), AP = mean over hits of ``i / r_i``, and queries without
+a good match are **skipped**: CMC, mAP and mINP are averaged over the valid queries only.
 
 mINP (Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook", TPAMI 2021)
 is, as in fast-reid, ``ngood / r_last`` with r_last the position of the hardest (last) hit in the

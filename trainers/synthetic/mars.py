@@ -1,6 +1,6 @@
 """A synthetic video ReID dataset written in the MARS on-disk format.
 
-The tree is the one `create_dataset("mars", root)` reads (official_code_and_datasets.md §6.1):
+The tree is the one `create_dataset("mars", root)` reads (see `trainers.datasets.mars`):
 
     root/
       bbox_train/<pid4>/<pid4>C<cam>T<tttt>F<fff>.jpg   train ids 0001..N
