@@ -11,7 +11,8 @@ Choices:
   autocast runs convolutions and matmuls in fp16/bf16 (where the speed is) and keeps softmax,
   norms and reductions in fp32. Several models need that: AP3D's appearance-preserving softmax,
   the non-local attention, and PersonVLAD's soft assignment, whose logits are scaled by
-  alpha = 1000 (``personvlad_spec.md`` §6.6) and lose their ranking at fp16's 11-bit mantissa.
+  alpha = 1000 (3D PersonVLAD, Wu et al. TNNLS 2019, Sec. III-C) and lose their ranking at
+  fp16's 11-bit mantissa.
   The price is a cast of each weight per call, small next to the convolutions and fused away
   under `torch.compile`. Autocast alone does not save PersonVLAD: its soft assignment is a
   linear layer, which autocast runs in fp16, and at alpha = 1000 that moved embeddings to cosine

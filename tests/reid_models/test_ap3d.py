@@ -1,4 +1,5 @@
-"""AP3D family (ap3d_spec.md): APM's alignment and padding, block placement, paper figures."""
+"""AP3D family (Gu et al., ECCV 2020): APM's alignment and padding, block placement, and the
+figures of its Tables 1-2."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def test_conv_macs_are_within_one_percent_of_the_printed_gflops(name):
     cost = measure(name)
     assert cost.clip == (3, 4, 256, 128)
     assert cost.gmac_conv == pytest.approx(PAPER_FIGURES[name].gmac, rel=0.01)
-    # The printed figure leaves out APM's two matrix products (spec A12); the full count has them.
+    # The printed GFLOPs (Table 1) match convolution MACs: they leave out APM's two matrix
+    # products (~0.68 GMAC at T = 4); the full count has them.
     assert (cost.gmac_all > cost.gmac_conv + 0.5) == (name == "ap3d_r50")
 
 

@@ -1,7 +1,9 @@
 """GLTR's hard parts: DTP receptive fields, TSA as an identity at init and its attention's
-orientation, dimensions and parameter counts vs gltr_spec.md §1.6, chunked frame network.
+orientation, dimensions and parameter counts vs the paper's sizes, chunked frame network.
 
-Parameter counts (exact; spec §1.6 gives DTP = 147,456 and TSA "about 294,912 + BN and biases"):
+Parameter counts (exact; GLTR's sizes, d = 128, N = 3 and alpha = 2 (Li et al. ICCV 2019, §3.2-3.3,
+§4.2), give DTP = 3 * 128 * 128 * 3 = 147,456 and TSA about 4 * 384 * 192 = 294,912 weights plus
+BN and biases):
 
     part                          paper (gltr_r50)     code overrides
     DTP, 3 x 128*128*3            147,456              147,456
@@ -162,7 +164,7 @@ def test_tsa_attention_by_hand():
 
 @pytest.mark.parametrize("variant", ["paper", "code"])
 def test_tsa_output_is_residual_plus_w_of_values_weighted_by_column(variant):
-    """F'' = W(g(F') M) + F' with (g M)[:, t] = sum_s g[:, s] M[s, t] (spec §1.4, Eq. 7-8)."""
+    """F'' = W(g(F') M) + F' with (g M)[:, t] = sum_s g[:, s] M[s, t] (GLTR §3.3, Eq. 7-8)."""
     torch.manual_seed(0)
     tsa = TemporalSelfAttention(16, variant=variant).eval()
     with torch.no_grad():
@@ -175,7 +177,7 @@ def test_tsa_output_is_residual_plus_w_of_values_weighted_by_column(variant):
     torch.testing.assert_close(tsa(x), x + tsa.W(y))
 
 
-def test_tsa_parameter_counts_vs_spec():
+def test_tsa_parameter_counts_vs_the_paper_sizes():
     assert n_params(TemporalSelfAttention(384)) == 4 * 384 * 192 + 768 + 192 + 384 == 296_256
     assert n_params(TemporalSelfAttention(512, variant="code")) == 4 * 512 * 256 + 256 + 1024
     assert n_params(TemporalSelfAttention(512, variant="code")) == 525_568

@@ -1,4 +1,5 @@
-"""I3D-NL ResNet-50 of Liao et al. (i3d_nonlocal_spec.md §1.3): layout, shapes and head."""
+"""I3D-NL ResNet-50 of Liao et al. (ACCV 2018; Wang et al.'s "8x8" layout, see
+reid_models.i3d_nonlocal): layout, shapes and head."""
 
 from __future__ import annotations
 

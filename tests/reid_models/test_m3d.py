@@ -1,4 +1,4 @@
-"""M3D specifics (m3d_spec.md): Eq. 4-6 M3D layers, the RAL and its zero-gradient trap, the
+"""M3D specifics (Li et al., AAAI 2019): Eq. 4-6 M3D layers, the RAL and its zero-gradient trap, the
 parameter overhead, two-stream fusion and the stream / clip_len overrides.
 
 The registry-wide checks (shapes, gradients, ONNX, inflation) live in test_models.py.
@@ -23,9 +23,11 @@ from reid_models.m3d import M3DBottleneck, M3DPlan, TwoStreamM3D
 from reid_models.resnet3d import Bottleneck3d, pointwise_conv
 
 NUM_CLASSES = 5
-#: Spec §1.2 table: 4 layers, n = 3 each, c x c x 3 kernels for c = 64, 128, 256, 512.
+#: The paper's rule: 4 layers, n = 3 each (Eq. 6 at T = 8), c x c x 3 kernels for c = 64, 128,
+#: 256, 512 (12.53 MB in fp32, against the printed 4.2 MB "parameter overhead").
 M3D_PAPER_PARAMS = 3_133_440
-#: Spec §1.2 table: the official code's stem + 4 layers with n = 3, 3, 3, 2, 1.
+#: The official code (ljn114514/M3D ``ResNet50-M3D/model/M3D.py``): stem + 4 layers with
+#: n = 3, 3, 3, 2, 1.
 M3D_CODE_PARAMS = 1_400_832
 RESNET50_TRUNK = 23_508_032  # torchvision resnet50 without fc
 HEAD_128 = 2048 * 128 + 128 + 2 * 128  # FC 2048->128 + BN1d(128)
@@ -182,7 +184,8 @@ def test_ral_trains_from_identity_init():
 
 
 def test_zero_init_of_every_branch_would_freeze_the_ral():
-    """Spec §1.3 pitfall 1: the paper's "all convolution layers as zero" never trains."""
+    """The paper's "initializing all convolution layers as zero" never trains: each factor's
+    gradient is proportional to the product of the other two, all zero."""
     torch.manual_seed(0)
     ral = ResidualAttention(32, frames=8)
     with torch.no_grad():
@@ -260,7 +263,8 @@ def test_two_stream_training_output_and_independent_streams(two_stream):
 
 
 def test_temporal_stream_equals_the_2d_stream_it_is_initialised_from(two_stream):
-    """Spec A8: M3D starts from the 2D network; M3D and RAL leave it unchanged on any clip."""
+    """M3D starts from the 2D network ("Initialized on a good 2D CNN model"); M3D and RAL leave
+    it unchanged on any clip."""
     model = copy.deepcopy(two_stream).eval()
     missing, unexpected = model.temporal.backbone.load_state_dict(
         model.spatial.backbone.state_dict(), strict=False
@@ -293,7 +297,7 @@ def test_spatial_stream_alone():
     cfg = model.pretrained_cfg
     assert model.stream_names == ("spatial",) and not hasattr(model, "temporal")
     assert (cfg.embedding_dim, cfg.backbone_prefixes) == (128, ("spatial.backbone",))
-    assert cfg.train_clip_len == 1  # the 2D stream trains on single frames (spec §3.1)
+    assert cfg.train_clip_len == 1  # the 2D stream trains on 128-image batches (paper)
     assert (model.min_clip_len, model.order_sensitive) == (1, False)
     with torch.no_grad():
         emb = model(clip(3))  # any T

@@ -1,9 +1,10 @@
 """3D PersonVLAD: the C3D trunk and its weight format, the VLAD layer, sizes and counts.
 
-Pins what personvlad_spec.md derives or recommends: C3D's state-dict keys and pool5 padding (§1.1),
-the decoupled soft assignment and its normalisations (§1.3, Eq. 4-5), KD = 16,384, the parameter
-count of §1.1 and the C3D preprocessing (§2). Shapes-only checks run on the meta device; the one
-real forward pass is at the registry tests' small size.
+Pins our reading of Wu et al. (TNNLS 2019), which released no code: C3D's state-dict keys and pool5
+padding (the paper gives neither), the decoupled soft assignment and its normalisations (Sec. III-B,
+Eq. 4-5; Sec. III-C), KD = 16,384, the parameter count from the layer sizes (the paper prints none)
+and the C3D preprocessing (the checkpoint's; the paper states none). Shapes-only checks run on the
+meta device; the one real forward pass is at the registry tests' small size.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def test_c3d_keys_and_shapes_are_the_pytorch_ports():
 
 @pytest.mark.parametrize(("variant", "channels"), [("B", 512), ("A", 256)])
 def test_pool5_is_1x6x3_for_a_16x180x90_clip(variant, channels):
-    # spec §1.1 table, with C3D's pool5 padding (0, 1, 1); floor pooling would give 1x5x2.
+    # 16x180x90 halves to 1x5x2 through the five pools with floor pooling; C3D's pool5 padding
+    # (0, 1, 1) gives 1x6x3.
     with torch.device("meta"):
         out = C3D(variant=variant)(torch.empty(1, 3, 16, 180, 90))
     assert tuple(out.shape) == (1, channels, 1, 6, 3)
@@ -122,7 +124,7 @@ def test_option_a_takes_conv1_conv2_conv3a_conv3b_and_keeps_conv5_random(c3d_fil
     backbone_missing = [k for k in report.missing if k.startswith("backbone.")]
     assert backbone_missing == ["backbone.conv5.bias", "backbone.conv5.weight"]
     assert "conv4a.weight" in report.unexpected and "conv5b.weight" in report.unexpected
-    # spec §1.1: Option A's 4th conv (256 -> 256) is C3D's conv3b.
+    # Option A's 4th conv (256 -> 256) takes C3D's conv3b, the one conv of that shape.
     assert torch.equal(model.backbone.conv3b.weight, source["conv3b.weight"])
     assert torch.equal(model.backbone.conv5.weight, conv5)
 
@@ -164,13 +166,14 @@ def test_normalisation_gives_0_255_pixels_minus_the_sports1m_mean():
 @pytest.mark.parametrize(
     ("backbone", "counts"),
     [
-        # spec §1.1 [D]: conv 27,655,936; detectors 3,078; per-part FCs 787,968; VLAD 32,832.
+        # From the layer sizes: conv 27,655,936; detectors 3,078; per-part FCs 787,968; VLAD
+        # 32,832.
         ("B", {"backbone": 27_655_936, "detector": 3_078, "fc": 787_968, "vlad": 32_832}),
         # Option A: conv 4,651,008; 256 -> 256 FCs (total 5.08 M).
         ("A", {"backbone": 4_651_008, "detector": 1_542, "fc": 394_752, "vlad": 32_832}),
     ],
 )
-def test_parameter_counts_match_the_spec(backbone, counts):
+def test_parameter_counts_match_the_layer_sizes(backbone, counts):
     model = meta_model(backbone=backbone, num_classes=625)  # no classifier: OIM is in trainers
     parts = {
         "backbone": model.backbone,
