@@ -35,6 +35,7 @@ import io
 import json
 import logging
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -231,6 +232,88 @@ def _extra_tracks(pid: int, count: int, rng: np.random.Generator, frames) -> lis
     return _tracks_for(pid, cams, _lengths(rng, frames, count))
 
 
+def _new_tree(root: Path) -> Path:
+    """Creates ``root/info``; refuses a root that already holds a MARS tree."""
+    if any((root / sub).exists() for sub in ("info", "bbox_train", "bbox_test")):
+        raise FileExistsError(
+            f"{root} already holds a MARS tree (info/ or bbox_*/); pick a new root"
+        )
+    (root / "info").mkdir(parents=True)
+    return root
+
+
+def _plan_identities(num_train: int, num_test: int, *, rng: np.random.Generator,
+                     **options) -> tuple[list[Identity], list[Identity]]:  # fmt: skip
+    """Train ids 1..num_train and the next num_test test ids, in appearance groups of their own."""
+    train = _plan(range(1, num_train + 1), rng=rng, first_group=0, **options)
+    test = _plan(range(num_train + 1, num_train + num_test + 1), rng=rng,
+                 first_group=train[-1].group + 1, **options)  # fmt: skip
+    return train, test
+
+
+def _identity_tracks(identities: list[Identity], *, rng: np.random.Generator, per_id: int,
+                     frames: int | tuple[int, int]) -> list[_Track]:  # fmt: skip
+    """`per_id` tracklets of every identity, spread over 2 to 4 cameras."""
+    out = []
+    for identity in identities:
+        cams = _camera_plan(rng, tracklets=per_id)
+        out += _tracks_for(identity.pid, cams, _lengths(rng, frames, len(cams)))
+    return out
+
+
+def _odd_tracks(num_test_ids: int, distractors: int | None, junk: int | None,
+                rng: np.random.Generator, frames) -> list[_Track]:  # fmt: skip
+    """The test split's distractor and junk tracklets (defaults: a quarter and an eighth of the
+    test ids, at least 1 each)."""
+    distractors = max(1, num_test_ids // 4) if distractors is None else distractors
+    junk = max(1, num_test_ids // 8) if junk is None else junk
+    extra = _extra_tracks(_DISTRACTOR, distractors, rng, frames)
+    return extra + _extra_tracks(_JUNK, junk, rng, frames)
+
+
+@dataclass(frozen=True)
+class _Renderer:
+    """Renders a `_Track`'s frames from its own generator, seeded by (seed, pid, tracklet)."""
+
+    seed: int
+    people: dict[int, Identity]
+    styles: list[CameraStyle]
+    size: tuple[int, int]
+    fps: float
+
+    def __call__(self, track: _Track) -> np.ndarray:
+        track_rng = np.random.default_rng([self.seed, 1, track.pid + 1, track.number])
+        person = self.people.get(track.pid) or Identity(
+            track.pid, sample_appearance(track_rng), sample_gait(track_rng), -1
+        )
+        visible = track_rng.uniform(0.15, 0.45) if track.pid == _JUNK else 1.0
+        return render_tracklet(person, self.styles[track.cam - 1], size=self.size, fps=self.fps,
+                               num_frames=track.length, rng=track_rng, visible=visible)  # fmt: skip
+
+
+def _write_info(root: Path, info: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Writes ``tracks_*_info.mat`` and ``query_IDX.mat`` (the queries drawn from `rng`)."""
+    for split, table in info.items():
+        _savemat(root / "info" / f"tracks_{split}_info.mat", f"track_{split}_info", table)
+    queries = _query_rows(info["test"], rng)
+    _savemat(root / "info" / "query_IDX.mat", "query_IDX", queries)
+    logger.info(
+        "wrote synthetic MARS tree %s: %d train + %d test tracklets, %d queries",
+        root, len(info["train"]), len(info["test"]), queries.shape[1],
+    )  # fmt: skip
+
+
+def _write_manifest(root: Path, manifest: dict, styles: list[CameraStyle],
+                    identities: list[Identity]) -> None:  # fmt: skip
+    """``synthetic.json``: the generator's options, the cameras and every identity."""
+    manifest = {
+        **manifest,
+        "cameras": [asdict(style) for style in styles],
+        "identities": [identity_to_dict(identity) for identity in identities],
+    }
+    (root / _MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
 def generate_mars(
     root: str | Path,
     *,
@@ -274,65 +357,22 @@ def generate_mars(
         `root`, as a `Path`.
     """
     _check(num_train_ids, num_test_ids, tracklets_per_id, frames_per_tracklet, group_size)
-    root = Path(root)
-    if any((root / sub).exists() for sub in ("info", "bbox_train", "bbox_test")):
-        raise FileExistsError(
-            f"{root} already holds a MARS tree (info/ or bbox_*/); pick a new root"
-        )
-    (root / "info").mkdir(parents=True)
+    root = _new_tree(Path(root))
     rng = np.random.default_rng([seed, 0])
     styles = [sample_camera_style(rng) for _ in range(NUM_CAMERAS)]
     options = dict(motion_only=motion_only, group_size=group_size, twin_fraction=twin_fraction)
-    train = _plan(range(1, num_train_ids + 1), rng=rng, first_group=0, **options)
-    test = _plan(range(num_train_ids + 1, num_train_ids + num_test_ids + 1), rng=rng,
-                 first_group=train[-1].group + 1, **options)  # fmt: skip
-    people = {identity.pid: identity for identity in train + test}
-
-    def tracks(identities: list[Identity]) -> list[_Track]:
-        out = []
-        for identity in identities:
-            cams = _camera_plan(rng, tracklets=tracklets_per_id)
-            out += _tracks_for(identity.pid, cams, _lengths(rng, frames_per_tracklet, len(cams)))
-        return out
-
-    distractors = max(1, num_test_ids // 4) if num_distractors is None else num_distractors
-    junk = max(1, num_test_ids // 8) if num_junk is None else num_junk
-    extra = _extra_tracks(_DISTRACTOR, distractors, rng, frames_per_tracklet)
-    extra += _extra_tracks(_JUNK, junk, rng, frames_per_tracklet)
-
-    def render(track: _Track) -> np.ndarray:
-        track_rng = np.random.default_rng([seed, 1, track.pid + 1, track.number])
-        person = people.get(track.pid) or Identity(
-            track.pid, sample_appearance(track_rng), sample_gait(track_rng), -1
-        )
-        visible = track_rng.uniform(0.15, 0.45) if track.pid == _JUNK else 1.0
-        return render_tracklet(person, styles[track.cam - 1], size=size, fps=fps,
-                               num_frames=track.length, rng=track_rng, visible=visible)  # fmt: skip
-
-    info = {
+    train, test = _plan_identities(num_train_ids, num_test_ids, rng=rng, **options)
+    extra = _odd_tracks(num_test_ids, num_distractors, num_junk, rng, frames_per_tracklet)
+    render = _Renderer(seed, {i.pid: i for i in train + test}, styles, size=size, fps=fps)
+    tracks = partial(_identity_tracks, rng=rng, per_id=tracklets_per_id, frames=frames_per_tracklet)
+    info = {  # train's tracks, test's, then the queries draw from `rng`: same seed, same bytes
         "train": _write_split(root, "train", tracks(train), render, jpeg_quality),
         "test": _write_split(root, "test", tracks(test) + extra, render, jpeg_quality),
     }
-    for split, table in info.items():
-        _savemat(root / "info" / f"tracks_{split}_info.mat", f"track_{split}_info", table)
-    queries = _query_rows(info["test"], rng)
-    _savemat(root / "info" / "query_IDX.mat", "query_IDX", queries)
-    manifest = {
-        "format": "mars",
-        "seed": seed,
-        "size": list(size),
-        "fps": fps,
-        "num_train_ids": num_train_ids,
-        "num_test_ids": num_test_ids,
-        **options,
-        "cameras": [asdict(style) for style in styles],
-        "identities": [identity_to_dict(identity) for identity in train + test],
-    }
-    (root / _MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    logger.info(
-        "wrote synthetic MARS tree %s: %d train + %d test tracklets, %d queries",
-        root, len(info["train"]), len(info["test"]), queries.shape[1],
-    )  # fmt: skip
+    manifest = dict(format="mars", seed=seed, size=list(size), fps=fps, num_train_ids=num_train_ids,
+                    num_test_ids=num_test_ids, **options)  # fmt: skip
+    _write_manifest(root, manifest, styles, train + test)
+    _write_info(root, info, rng)
     return root
 
 
