@@ -123,17 +123,33 @@ def evaluate_model(
     )
     extracted = time.perf_counter()
     if rerank:
-        distmat = re_ranking(
-            pairwise_distance(q_feat, g_feat, metric="euclidean"),
-            pairwise_distance(q_feat, q_feat, metric="euclidean"),
-            pairwise_distance(g_feat, g_feat, metric="euclidean"),
-            k1=rerank_k1,
-            k2=rerank_k2,
-            lambda_value=rerank_lambda,
-        )
+        distmat = _reranked(q_feat, g_feat, k1=rerank_k1, k2=rerank_k2, lambda_value=rerank_lambda)
     else:
         distmat = pairwise_distance(q_feat, g_feat, metric=cfg.distance)
-    result = evaluate_rank(
+    result = _rank(distmat, dataset, protocol)
+    _log_result(dataset, result, extracted - started, time.perf_counter() - extracted)
+    return result
+
+
+def _reranked(
+    q_feat: torch.Tensor, g_feat: torch.Tensor, *, k1: int, k2: int, lambda_value: float
+) -> np.ndarray:
+    """k-reciprocal re-ranking of the plain Euclidean distances (see the module docstring)."""
+    return re_ranking(
+        pairwise_distance(q_feat, g_feat, metric="euclidean"),
+        pairwise_distance(q_feat, q_feat, metric="euclidean"),
+        pairwise_distance(g_feat, g_feat, metric="euclidean"),
+        k1=k1,
+        k2=k2,
+        lambda_value=lambda_value,
+    )
+
+
+def _rank(
+    distmat: np.ndarray, dataset: VideoDataset, protocol: Literal["mars", "torchreid"]
+) -> RankResult:
+    """`evaluate_rank` with the pids and camids of `dataset`'s query and gallery."""
+    return evaluate_rank(
         distmat,
         np.asarray([t[1] for t in dataset.query]),
         np.asarray([t[1] for t in dataset.gallery]),
@@ -141,14 +157,19 @@ def evaluate_model(
         np.asarray([t[2] for t in dataset.gallery]),
         protocol=protocol,
     )
+
+
+def _log_result(
+    dataset: VideoDataset, result: RankResult, features_s: float, ranking_s: float
+) -> None:
+    """One log line per evaluation: sizes, the time of each half and the metrics."""
     logger.info(
         "%s split %d: %d queries x %d gallery, features %.1f s, ranking %.1f s: %s",
         dataset.name,
         dataset.split_id,
         len(dataset.query),
         len(dataset.gallery),
-        extracted - started,
-        time.perf_counter() - extracted,
+        features_s,
+        ranking_s,
         {k: round(v, 2) for k, v in result.as_dict().items()},
     )
-    return result
