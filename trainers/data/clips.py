@@ -209,23 +209,7 @@ def build_train_loader(
         transform=transform,
         seed=seed,
     )
-    sampler: torch.utils.data.Sampler[int]
-    if num_instances > 0:
-        sampler = RandomIdentitySampler(
-            dataset.pids,
-            num_instances=num_instances,
-            batch_size=batch_size,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-        )
-    else:
-        sampler = torch.utils.data.DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-    generator = torch.Generator().manual_seed(
-        int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-    )
+    sampler = _train_sampler(dataset, num_instances, batch_size, seed, rank, world_size)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -234,7 +218,37 @@ def build_train_loader(
         pin_memory=torch.cuda.is_available(),
         drop_last=True,
         worker_init_fn=worker_init,
-        generator=generator,
+        generator=_loader_generator(seed, rank),
         persistent_workers=workers > 0,
         prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+    )
+
+
+def _train_sampler(
+    dataset: TrainClipDataset,
+    num_instances: int,
+    batch_size: int,
+    seed: int,
+    rank: int,
+    world_size: int,
+) -> torch.utils.data.Sampler[int]:
+    """P x K identity batches (`num_instances` = K > 0), else a plain shuffle; this rank's share."""
+    if num_instances > 0:
+        return RandomIdentitySampler(
+            dataset.pids,
+            num_instances=num_instances,
+            batch_size=batch_size,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+    return torch.utils.data.DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
+
+
+def _loader_generator(seed: int, rank: int) -> torch.Generator:
+    """The loader's generator (it seeds the workers), seeded from ``(seed, rank)``."""
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
     )
