@@ -198,6 +198,20 @@ def evaluate_rank(
         for s in range(0, distmat.shape[0], _QUERY_CHUNK)
     ]
     cmc, ap, inp, valid = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return _average(cmc, ap, inp, valid, protocol=protocol, max_rank=max_rank)
+
+
+def _average(
+    cmc: np.ndarray,
+    ap: np.ndarray,
+    inp: np.ndarray,
+    valid: np.ndarray,
+    *,
+    protocol: Literal["mars", "torchreid"],
+    max_rank: int,
+) -> RankResult:
+    """Per-query CMC rows, AP and INP averaged as `protocol` does with queries lacking a match:
+    over all queries (``mars``: they count as 0) or over the valid ones only (``torchreid``)."""
     num_valid = int(valid.sum())
     if num_valid < len(valid):
         logger.warning(
