@@ -1,7 +1,7 @@
 """Person detectors and single-camera trackers, and the `Detections` type they exchange.
 
-This package knows nothing of threads, queues, Kafka or Prometheus (see DESIGN.md): it turns
-images into `Detections` and `Detections` into tracked `Detections`.
+This package knows nothing of threads, queues, Kafka or Prometheus (see the README's Layout): it
+turns images into `Detections` and `Detections` into tracked `Detections`.
 
     create_detector("onnx-yolo" | "ultralytics" | "hog", **options).detect(frames) -> [Detections]
     create_tracker("bytetrack" | "botsort", **options).update(detections, frame)   -> Detections

@@ -1,4 +1,4 @@
-"""The layout of DESIGN.md holds: the import direction between the packages and between the
+"""The layout of the README holds: the import direction between the packages and between the
 pipeline's parts, every module imports, and no function runs long without saying why.
 
     reid_models  <-  deploy, trainers  <-  pipeline  ->  detectors
