@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from deploy import benchmark
+from pipeline.bench import engine as benchmark
 from pipeline.cli.common import setup_logging
 
 

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.bench.loader import bench_loader, synthetic_train_set
 from pipeline.cli.common import setup_logging
 from reid_models import create_model
-from trainers.data.loader_bench import bench_loader, synthetic_train_set
 from trainers.datasets import DatasetError, create_dataset
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.bench.temporal import chance_map
 from pipeline.cli import main
-from trainers.bench_temporal import chance_map
 from trainers.datasets import create_dataset
 from trainers.synthetic.mars import generate_mars
 

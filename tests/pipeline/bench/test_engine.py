@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from deploy import benchmark
+from pipeline.bench import engine as benchmark
 from reid_models import create_model
 from reid_models.summary import measure
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.benchmark import main
+from pipeline.bench.detector import main
 
 
 @pytest.mark.slow
