@@ -21,8 +21,10 @@
 
 What the figures include: preprocessing on the device (uint8 -> float, normalise; the resize is a
 no-op at the model's size) and the copy of the (B, D) embeddings to the host; not the upload of
-the crops. Not a test: the numbers depend on the machine and its load; the CPU's load average is
-printed beside them.
+the crops. Without --checkpoint the weights are a random init drawn from one seed, so every run
+times the same network (some draws make bf16 activations overflow, which the engine refuses as
+non-finite embeddings). Not a test: the numbers depend on the machine and its load; the CPU's
+load average is printed beside them.
 
 GPU settings that raise throughput (each a flag, none changes the function computed):
 ``--precisions bf16`` (autocast; under `torch.compile` with freezing the weights are cast once),
@@ -69,6 +71,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Seed of the random init when no checkpoint is given.
+INIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,10 @@ def measure_bf16_peak(device: str, *, n: int = 8192, repeats: int = 5, iters: in
 
 
 def _build_model(name: str, *, size: tuple[int, int], checkpoint: Path | None) -> ReIDModel:
-    model = load_model(name, checkpoint=checkpoint)
+    # The same random init in every run; the caller's RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        model = load_model(name, checkpoint=checkpoint)
     c = model.pretrained_cfg.input_size[0]
     # The benchmarked size becomes the model's input size, so preprocessing does not resize.
     model.pretrained_cfg = model.pretrained_cfg.with_changes(input_size=(c, *size))
