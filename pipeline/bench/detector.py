@@ -1,6 +1,7 @@
-"""Detection + tracking throughput per backend, beside Ultralytics' own `model.track()` loop.
+"""`reidstream bench detector`: detection + tracking throughput per backend, beside
+Ultralytics' own `model.track()` loop.
 
-    python -m detectors.benchmark --weights yolov5n_coco.onnx --video a.avi --video b.mp4 \\
+    reidstream bench detector --weights yolov5n_coco.onnx --video a.avi --video b.mp4 \\
         [--frames 100] [--tracker bytetrack] [--pt-yaml yolov8n.yaml]
 
 For every video, in one run, on the same frames:
@@ -16,14 +17,14 @@ For every video, in one run, on the same frames:
 
 Frames/s are end to end (decoding, detection, tracking) and steady state: timed from the first
 frame's result to the last, so model loading and first-call set-up are left out of every row.
-The detect and track columns split our loop's time (decoding excluded); Ultralytics' loop does
-not expose that split. Thresholds are those of `reidstream track` (confidence 0.1, IoU 0.7,
+The detect and track columns split our loop's time (decoding excluded, the loop is
+`detectors.offline.track_frames`, that of `reidstream track`); Ultralytics' loop does not expose
+that split. Thresholds are those of `reidstream track` (confidence 0.1, IoU 0.7,
 person only, 640 px input). Not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -37,7 +38,7 @@ from detectors.offline import StageTimes, track_frames
 from detectors.video import VideoReader
 from detectors.yolov5_onnx import adapt_yolov5_onnx
 
-__all__ = ["Row", "main"]
+__all__ = ["Row", "measure_ours", "measure_ultralytics_track", "print_table", "run"]
 
 _CONFIDENCE = 0.1
 _PERSON = (0,)
@@ -143,18 +144,18 @@ def measure_ultralytics_track(video: Path, weights: Path, *, tracker: str, frame
 
 
 def _pipelines(
-    args: argparse.Namespace, adapted: Path, pt: Path | None
+    weights: Path, adapted: Path, pt: Path | None
 ) -> Iterable[tuple[str, str, Callable[[], Detector]]]:
     """(pipeline label, model label, detector factory) for each of our rows."""
     common = {"confidence": _CONFIDENCE, "iou": 0.7, "classes": _PERSON, "device": "cpu"}
     yield (
         "onnx-yolo",
-        args.weights.name,
-        lambda: create_detector("onnx-yolo", weights=args.weights, **common),
+        weights.name,
+        lambda: create_detector("onnx-yolo", weights=weights, **common),
     )
     yield (
         "ultralytics",
-        f"{args.weights.stem} (adapted)",
+        f"{weights.stem} (adapted)",
         lambda: create_detector("ultralytics", weights=adapted, **common),
     )
     if pt is not None:
@@ -186,39 +187,40 @@ def print_table(rows: Sequence[Row]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detectors.benchmark", description=__doc__)
-    parser.add_argument("--weights", type=Path, required=True, help="YOLOv5 ONNX (COCO)")
-    parser.add_argument("--video", type=Path, action="append", required=True)
-    parser.add_argument("--frames", type=int, default=100, help="frames per video and row")
-    parser.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "botsort"])
-    parser.add_argument("--pt-yaml", help="also time a random-weight .pt of this architecture")
-    args = parser.parse_args(argv)
+def run(
+    *,
+    weights: Path,
+    videos: Sequence[Path],
+    frames: int = 100,
+    tracker: str = "bytetrack",
+    pt_yaml: str | None = None,
+) -> list[Row]:
+    """Measures every pipeline on the first `frames` frames of each video; prints the table.
 
+    Args:
+        weights: The YOLOv5 ONNX (COCO).
+        videos: Video files, each measured on its own.
+        frames: Frames per video and row.
+        tracker: ``bytetrack`` or ``botsort``, for every row.
+        pt_yaml: An Ultralytics architecture YAML: also time a random-weight ``.pt`` of it.
+    """
     print(f"CPU threads: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} at start")
     rows = []
     with tempfile.TemporaryDirectory(prefix="reidstream-bench-") as folder:
-        adapted = adapt_yolov5_onnx(args.weights, Path(folder) / f"{args.weights.stem}.onnx")
-        pt = _build_pt(args.pt_yaml, Path(folder)) if args.pt_yaml else None
-        for video in args.video:
-            for pipeline, model, factory in _pipelines(args, adapted, pt):
+        adapted = adapt_yolov5_onnx(weights, Path(folder) / f"{weights.stem}.onnx")
+        pt = _build_pt(pt_yaml, Path(folder)) if pt_yaml else None
+        for video in videos:
+            for pipeline, model, factory in _pipelines(weights, adapted, pt):
                 row = measure_ours(
                     video,
                     factory(),
-                    tracker=args.tracker,
-                    frames=args.frames,
-                    pipeline=f"{pipeline} + {args.tracker}",
+                    tracker=tracker,
+                    frames=frames,
+                    pipeline=f"{pipeline} + {tracker}",
                     model=model,
                 )
                 rows.append(row)
-            row = measure_ultralytics_track(
-                video, adapted, tracker=args.tracker, frames=args.frames
-            )
-            rows.append(row)
+            rows.append(measure_ultralytics_track(video, adapted, tracker=tracker, frames=frames))
     print(f"load average {os.getloadavg()[0]:.2f} at end\n")
     print_table(rows)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return rows

@@ -1,11 +1,11 @@
-"""Throughput of the ReID engines per model, engine, precision and batch size.
+"""`reidstream bench engine`: ReID engine throughput per model, engine, precision and batch.
 
-    python -m deploy.benchmark --models c2d_r50 ap3d_r50 --engines torch onnxruntime \\
+    reidstream bench engine --models c2d_r50 ap3d_r50 --engines torch onnxruntime \\
         --precisions fp32 bf16 --batch-sizes 1 8 64 --clip-len 4 --size 256x128 \\
         [--seconds 5] [--device cuda:0] [--compile max-autotune] [--channels-last] \\
         [--frame-convs] [--json OUT.json]
 
-(also `reidstream bench engine ...`, same arguments). For every combination, in one process:
+For every combination, in one process:
 
     engine.embed(clips)     clips (B, T, H, W, 3) uint8 already on the engine's device
       ├─ warm-up calls (compilation, cuDNN autotuning, TensorRT plan load) left out
@@ -36,11 +36,9 @@ into the convolutions; ``reduce-overhead``/``max-autotune`` add CUDA graphs); cu
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -55,17 +53,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from deploy.compile import frame_convs_as_2d, inductor_freezing
 from deploy.engines import create_engine
 from deploy.engines.base import Engine, EngineError
-from deploy.engines.torch_engine import COMPILE_MODES, load_model
+from deploy.engines.torch_engine import load_model
 from reid_models.base import ReIDModel
 
 __all__ = [
     "BenchRow",
-    "add_arguments",
+    "EngineSettings",
     "flops_per_clip",
     "format_table",
-    "main",
     "measure_bf16_peak",
-    "parse_size",
     "run",
     "run_benchmark",
 ]
@@ -74,6 +70,37 @@ logger = logging.getLogger(__name__)
 
 #: Seed of the random init when no checkpoint is given.
 INIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What every row of one run shares.
+
+    Attributes:
+        clip_len: Frames per clip (T).
+        size: Frame (H, W); it becomes the model's input size, so preprocessing does not resize.
+        seconds: Timed seconds per row (at least 3 calls).
+        warmup: Untimed calls before timing.
+        device: ``cpu`` or ``cuda:N``.
+        checkpoint: Weights; None: a random init drawn from `INIT_SEED`.
+        compile: torch engine: a `torch.compile` mode, or ``"none"`` (eager).
+        channels_last: torch engine: channels_last_3d.
+        frame_convs: torch engine: per-frame Conv3d run as conv2d.
+        freezing: torch engine under `torch.compile`: Inductor freezing.
+        cache_dir: tensorrt engine: plan cache folder (None: in the run's temporary folder).
+    """
+
+    clip_len: int = 4
+    size: tuple[int, int] = (256, 128)
+    seconds: float = 5.0
+    warmup: int = 3
+    device: str = "cpu"
+    checkpoint: Path | None = None
+    compile: str = "none"
+    channels_last: bool = False
+    frame_convs: bool = False
+    freezing: bool = True
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -104,17 +131,6 @@ class BenchRow:
     options: str
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x128"`` -> (256, 128): frame height and width."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r}: expected HxW, e.g. 256x128") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"size {text!r}: both sides must be >= 1")
-    return h, w
-
-
 def flops_per_clip(model: ReIDModel, *, clip_len: int, size: tuple[int, int]) -> float:
     """FLOPs of one (1, C, clip_len, H, W) forward pass of eval-mode `model` on the CPU."""
     channels = model.pretrained_cfg.input_size[0]
@@ -143,38 +159,45 @@ def measure_bf16_peak(device: str, *, n: int = 8192, repeats: int = 5, iters: in
     return best
 
 
-def _build_model(name: str, *, size: tuple[int, int], checkpoint: Path | None) -> ReIDModel:
+def _build_model(name: str, settings: EngineSettings) -> ReIDModel:
     # The same random init in every run; the caller's RNG is left as it was.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
-        model = load_model(name, checkpoint=checkpoint)
+        model = load_model(name, checkpoint=settings.checkpoint)
     c = model.pretrained_cfg.input_size[0]
     # The benchmarked size becomes the model's input size, so preprocessing does not resize.
-    model.pretrained_cfg = model.pretrained_cfg.with_changes(input_size=(c, *size))
+    model.pretrained_cfg = model.pretrained_cfg.with_changes(input_size=(c, *settings.size))
     return model
 
 
 def _make_engine(
-    engine: str, model: ReIDModel, *, name: str, args: argparse.Namespace, row: dict[str, Any]
+    engine: str,
+    model: ReIDModel,
+    *,
+    name: str,
+    settings: EngineSettings,
+    precision: str,
+    batch: int,
+    work: Path,
 ) -> Engine:
-    """The engine `engine` for `model` at ``row``'s precision and batch; exports the ONNX graph
-    once per model."""
-    work: Path = row["work"]
-    common = {"device": args.device, "precision": row["precision"], "max_batch": row["batch"]}
+    """The engine `engine` for `model` at `precision` and `batch`; exports the ONNX graph once
+    per model into `work`."""
+    s = settings
+    common = {"device": s.device, "precision": precision, "max_batch": batch}
     if engine == "torch":
-        if args.frame_convs:
+        if s.frame_convs:
             frame_convs_as_2d(model)
-        options = {"channels_last": args.channels_last, "compile": args.compile != "none"}
-        if args.compile != "none":
-            options["compile_mode"] = args.compile
+        options = {"channels_last": s.channels_last, "compile": s.compile != "none"}
+        if s.compile != "none":
+            options["compile_mode"] = s.compile
         return create_engine("torch", model=model, **common, **options)
-    onnx_path = work / f"{name}-T{args.clip_len}-{args.size[0]}x{args.size[1]}.onnx"
+    onnx_path = work / f"{name}-T{s.clip_len}-{s.size[0]}x{s.size[1]}.onnx"
     if not onnx_path.exists():
         from deploy.export import export_onnx
 
-        export_onnx(model, onnx_path, clip_len=args.clip_len, model_name=name)
+        export_onnx(model, onnx_path, clip_len=s.clip_len, model_name=name)
     if engine == "tensorrt":
-        cache = args.cache_dir or work / "engines"
+        cache = s.cache_dir or work / "engines"
         return create_engine("tensorrt", onnx_path=onnx_path, cache_dir=cache, **common)
     return create_engine(engine, onnx_path=onnx_path, model=name, **common)
 
@@ -197,76 +220,93 @@ def _time_calls(engine: Engine, clips: torch.Tensor, *, seconds: float, warmup: 
     return times
 
 
-def _options_label(engine: str, args: argparse.Namespace) -> str:
+def _options_label(engine: str, settings: EngineSettings) -> str:
     if engine != "torch":
         return ""
-    parts = [f"compile={args.compile}" if args.compile != "none" else "eager"]
-    if args.channels_last:
+    parts = [f"compile={settings.compile}" if settings.compile != "none" else "eager"]
+    if settings.channels_last:
         parts.append("channels_last")
-    if args.frame_convs:
+    if settings.frame_convs:
         parts.append("frame_convs_2d")
-    if args.compile != "none" and not args.no_freezing:
+    if settings.compile != "none" and settings.freezing:
         parts.append("freezing")
     return " ".join(parts)
 
 
-def _bench_one(
-    name: str, engine_name: str, *, args: argparse.Namespace, row: dict[str, Any]
-) -> BenchRow:
-    """Measures one combination; ``row`` holds precision, batch, flops, peak and work folder."""
-    batch, flops, peak = row["batch"], row["flops"], row["peak"]
-    model = _build_model(name, size=args.size, checkpoint=args.checkpoint)
+@dataclass(frozen=True)
+class _Combination:
+    """One row to measure, and what its model and device give every row."""
+
+    name: str
+    engine: str
+    precision: str
+    batch: int
+    flops: float
+    peak: float | None
+
+
+def _bench_one(combo: _Combination, settings: EngineSettings, *, work: Path) -> BenchRow:
+    """Measures one combination; exports into `work`."""
+    s = settings
+    model = _build_model(combo.name, s)
     gen = torch.Generator().manual_seed(0)
-    shape = (batch, args.clip_len, *args.size, 3)
-    clips = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen).to(args.device)
-    with inductor_freezing(not args.no_freezing):
-        engine = _make_engine(engine_name, model, name=name, args=args, row=row)
+    shape = (combo.batch, s.clip_len, *s.size, 3)
+    clips = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen).to(s.device)
+    with inductor_freezing(s.freezing):
+        engine = _make_engine(
+            combo.engine, model, name=combo.name, settings=s, precision=combo.precision,
+            batch=combo.batch, work=work,
+        )  # fmt: skip
         with engine:
-            times = _time_calls(engine, clips, seconds=args.seconds, warmup=args.warmup)
-    clips_per_s = batch * len(times) / sum(times)
-    gflops = clips_per_s * flops / 1e9
+            times = _time_calls(engine, clips, seconds=s.seconds, warmup=s.warmup)
+    clips_per_s = combo.batch * len(times) / sum(times)
+    gflops = clips_per_s * combo.flops / 1e9
     return BenchRow(
-        model=name,
-        engine=engine_name,
-        precision=row["precision"],
-        batch=batch,
-        clip_len=args.clip_len,
-        size=f"{args.size[0]}x{args.size[1]}",
-        device=args.device,
+        model=combo.name,
+        engine=combo.engine,
+        precision=combo.precision,
+        batch=combo.batch,
+        clip_len=s.clip_len,
+        size=f"{s.size[0]}x{s.size[1]}",
+        device=s.device,
         calls=len(times),
         clips_per_s=clips_per_s,
         p50_ms=1000 * float(np.percentile(times, 50)),
         p99_ms=1000 * float(np.percentile(times, 99)),
-        gflop_per_clip=flops / 1e9,
+        gflop_per_clip=combo.flops / 1e9,
         gflops=gflops,
-        peak_fraction=None if peak is None else gflops * 1e9 / peak,
-        options=_options_label(engine_name, args),
+        peak_fraction=None if combo.peak is None else gflops * 1e9 / combo.peak,
+        options=_options_label(combo.engine, s),
     )
 
 
-def run_benchmark(args: argparse.Namespace) -> tuple[list[BenchRow], list[str], float | None]:
-    """Runs every combination of `args`; returns the rows, the skipped ones (with why) and the
-    measured bf16 peak in FLOP/s (None on the CPU)."""
-    cuda = args.device.startswith("cuda")
+def run_benchmark(
+    *,
+    models: Sequence[str],
+    engines: Sequence[str],
+    precisions: Sequence[str],
+    batch_sizes: Sequence[int],
+    settings: EngineSettings,
+) -> tuple[list[BenchRow], list[str], float | None]:
+    """Runs every combination of models, engines, precisions and batch sizes; returns the rows,
+    the skipped ones (with why) and the measured bf16 peak in FLOP/s (None on the CPU)."""
+    cuda = settings.device.startswith("cuda")
     if cuda:
         torch.backends.cudnn.benchmark = True
-    peak = measure_bf16_peak(args.device) if cuda else None
+    peak = measure_bf16_peak(settings.device) if cuda else None
     rows: list[BenchRow] = []
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="reidstream-bench-engine-") as folder:
-        for name in args.models:
-            flops = flops_per_clip(
-                _build_model(name, size=args.size, checkpoint=args.checkpoint),
-                clip_len=args.clip_len,
-                size=args.size,
-            )
+        for name in models:
+            model = _build_model(name, settings)
+            flops = flops_per_clip(model, clip_len=settings.clip_len, size=settings.size)
             for engine, precision, batch in (
-                (e, p, b) for e in args.engines for p in args.precisions for b in args.batch_sizes
+                (e, p, b) for e in engines for p in precisions for b in batch_sizes
             ):
                 label = f"{name} {engine} {precision} batch {batch}"
-                combo = {"precision": precision, "batch": batch, "flops": flops, "peak": peak}
+                combo = _Combination(name, engine, precision, batch, flops, peak)
                 try:
-                    row = _bench_one(name, engine, args=args, row={**combo, "work": Path(folder)})
+                    row = _bench_one(combo, settings, work=Path(folder))
                 except EngineError as e:  # a combination the engine does not run here
                     skipped.append(f"{label}: {e}")
                     continue
@@ -295,70 +335,40 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The benchmark's arguments (shared by `python -m deploy.benchmark` and the CLI)."""
-    parser.add_argument("--models", nargs="+", default=["c2d_r50", "ap3d_r50"], metavar="NAME")
-    parser.add_argument(
-        "--engines", nargs="+", default=["torch"], metavar="ENGINE",
-        help="torch, onnxruntime and/or tensorrt",
-    )  # fmt: skip
-    parser.add_argument(
-        "--precisions", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16", "int8"]
-    )
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], metavar="B")
-    parser.add_argument("--clip-len", type=int, default=4, metavar="T", help="frames per clip")
-    parser.add_argument("--size", type=parse_size, default=(256, 128), help="frame HxW")
-    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
-    parser.add_argument("--checkpoint", type=Path, help="weights (default: random init)")
-    parser.add_argument(
-        "--compile", default="none", choices=["none", *COMPILE_MODES],
-        help="torch engine: torch.compile mode (none: eager)",
-    )  # fmt: skip
-    parser.add_argument("--channels-last", action="store_true", help="torch: channels_last_3d")
-    parser.add_argument(
-        "--frame-convs", action="store_true", help="torch: per-frame Conv3d run as conv2d"
-    )
-    parser.add_argument(
-        "--no-freezing", action="store_true", help="torch.compile without Inductor freezing"
-    )
-    parser.add_argument("--cache-dir", type=Path, help="tensorrt: engine cache folder")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the rows as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs the benchmark of parsed `args`; prints the table (and writes --json)."""
+def run(
+    *,
+    models: Sequence[str],
+    engines: Sequence[str],
+    precisions: Sequence[str],
+    batch_sizes: Sequence[int],
+    settings: EngineSettings,
+    json_path: Path | None = None,
+) -> list[BenchRow]:
+    """Runs the benchmark, prints the table and the skipped combinations (and writes the rows
+    to `json_path`); returns the rows."""
+    device = settings.device
     load = os.getloadavg()[0]
-    print(f"device {args.device}; CPU threads {os.cpu_count()}; load average {load:.2f} at start")
-    rows, skipped, peak = run_benchmark(args)
+    print(f"device {device}; CPU threads {os.cpu_count()}; load average {load:.2f} at start")
+    rows, skipped, peak = run_benchmark(
+        models=models, engines=engines, precisions=precisions, batch_sizes=batch_sizes,
+        settings=settings,
+    )  # fmt: skip
     if peak is not None:
         print(f"measured bf16 matmul peak: {peak / 1e12:.0f} TFLOP/s (8192^3, best of 5)")
     print(f"load average {os.getloadavg()[0]:.2f} at end\n")
     print(format_table(rows))
     for line in skipped:
         print(f"skipped: {line}")
-    if args.json is not None:
+    if json_path is not None:
         document: dict[str, Any] = {
-            "device": args.device,
-            "gpu": torch.cuda.get_device_name(args.device) if peak is not None else None,
+            "device": device,
+            "gpu": torch.cuda.get_device_name(device) if peak is not None else None,
             "torch": torch.__version__,
             "peak_bf16_flops": peak,
             "rows": [asdict(r) for r in rows],
             "skipped": skipped,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0 if rows else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.benchmark", description=__doc__)
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return rows

@@ -1,4 +1,7 @@
-"""Training-loader throughput: clips/s of the real reader, loader and transforms on this machine.
+"""`reidstream bench loader`: clips/s of the real training reader, loader and transforms here.
+
+    reidstream bench loader [--root MARS_ROOT] [--model ap3d_r50] [--workers 2] [--batch 32]
+                            [--instances 4] [--seconds 20]
 
     MARS tree (given, or a synthetic one written by `trainers.synthetic.generate_mars`)
       └─ create_dataset("mars").train
@@ -8,14 +11,17 @@
                              prefetch, pinned on CUDA); the first batch (worker start-up)
                              is not timed
 
-A generated tree is small (it is rendered here), so its train tracklets are repeated under new
-identities to make epochs long enough that epoch boundaries do not dominate; the files, and so
-the decoding work, stay the same. Figures only: nothing here asserts a speed.
+The clip shape, sampling and preprocessing are the model's `PretrainedCfg` (ap3d_r50: 4 frames at
+stride 8, 256x128). Without a root, a temporary tree of 256x128 JPEGs is rendered first and
+deleted afterwards. A generated tree is small (it is rendered here), so its train tracklets are
+repeated under new identities to make epochs long enough that epoch boundaries do not dominate;
+the files, and so the decoding work, stay the same. Figures only: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +31,13 @@ import cv2
 import numpy as np
 import torch
 
+from reid_models import create_model
 from reid_models.pretrained import PretrainedCfg
 from trainers.data.clips import TrainClipDataset, build_train_loader, worker_init
 from trainers.data.transforms import ClipTransform
 from trainers.datasets import Tracklet, create_dataset
 
-__all__ = ["LoaderFigures", "bench_loader", "synthetic_train_set"]
+__all__ = ["LoaderFigures", "bench_loader", "run", "synthetic_train_set"]
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +171,53 @@ def bench_loader(
     rate, batches, elapsed = _loader_rate(loader, seconds)
     clip_shape = (cfg.input_size[0], cfg.train_clip_len, *cfg.input_size[1:])
     return LoaderFigures(decode, single, rate, workers, batch_size, clip_shape, batches, elapsed)
+
+
+def run(
+    *,
+    root: Path | None = None,
+    model: str = "ap3d_r50",
+    workers: int = 2,
+    batch_size: int = 32,
+    num_instances: int = 4,
+    seconds: float = 20.0,
+) -> LoaderFigures:
+    """Measures the training loader of `model` on the MARS tree at `root` (default: a rendered
+    temporary one) and prints the figures.
+
+    Raises:
+        DatasetError: `root` is not a MARS tree.
+    """
+    cfg = create_model(model).pretrained_cfg
+    with tempfile.TemporaryDirectory(prefix="reidstream-bench-loader-") as tmp:
+        if root is None:
+            start = time.perf_counter()
+            tracklets = synthetic_train_set(Path(tmp))
+            frames = len({p for t in tracklets for p in t.frame_paths})
+            print(
+                f"rendered a synthetic MARS tree: {frames} frames in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
+        else:
+            tracklets = list(create_dataset("mars", root).train)
+        figures = bench_loader(
+            tracklets,
+            cfg,
+            workers=workers,
+            batch_size=batch_size,
+            num_instances=num_instances,
+            seconds=seconds,
+        )
+    shape = "x".join(str(s) for s in figures.clip_shape)
+    print(
+        f"model {model}: clips {shape} ({cfg.train_sampling}, stride {cfg.train_stride}), "
+        f"{len(tracklets)} train tracklets"
+    )
+    print(f"decode, 1 process:         {figures.decode_fps:8.0f} frames/s")
+    print(f"dataset, 1 process:        {figures.single_process_cps:8.1f} clips/s")
+    print(
+        f"loader, {figures.workers} workers, batch {figures.batch_size}: "
+        f"{figures.loader_cps:8.1f} clips/s ({figures.batches} batches in "
+        f"{figures.seconds:.1f} s)"
+    )
+    return figures

@@ -26,11 +26,9 @@ Not a test: the figures depend on the machine and its load (printed beside them)
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,11 +38,17 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from pipeline.cli.common import setup_logging
 from pipeline.matching.matcher import INDEX_KINDS, Matcher
 from pipeline.messages.types import ClipEmbedding, TrackletClosed
 
-__all__ = ["MatcherBenchRow", "add_parser", "bench_matcher", "format_table", "main", "run"]
+__all__ = [
+    "MatcherBenchRow",
+    "QueryStream",
+    "bench_matcher",
+    "build_gallery",
+    "format_table",
+    "run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -253,78 +257,37 @@ def format_table(rows: Sequence[MatcherBenchRow]) -> str:
     return "\n".join(lines)
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _indexes(text: str) -> list[str]:
-    values = text.split(",")
-    unknown = [v for v in values if v not in INDEX_KINDS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown index {', '.join(unknown)}: expected some of {', '.join(INDEX_KINDS)}"
-        )
-    return values
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--identities", type=_ints, default=[1000, 10000, 100000], metavar="N,..")
-    parser.add_argument("--dim", type=_ints, default=[512, 2048], metavar="D,..")
-    parser.add_argument("--batch", type=int, default=32, help="clips per update")
-    parser.add_argument("--batches", type=int, default=50, help="timed updates per row")
-    parser.add_argument(
-        "--index", type=_indexes, default=list(INDEX_KINDS), metavar="KIND,..",
-        help=f"search of the above-threshold identities: some of {', '.join(INDEX_KINDS)}",
-    )  # fmt: skip
-    parser.add_argument(
-        "--nprobe", type=_ints, default=[64], metavar="P,..", help="faiss: lists searched"
-    )
-    parser.add_argument("--cameras", type=int, default=8, help="cameras of the gallery")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the gallery and queries")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the rows as JSON")
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "matcher",
-        help="cross-camera matching: ms per batch and memory against 1k-100k identities",
-        description="Time Matcher.update on query batches against synthetic galleries per size, "
-        "embedding size and index; print a Markdown table (and --json).",
-    )
-    add_arguments(parser)
-    parser.add_argument("--log-level", default="WARNING", help="logging level")
-    parser.set_defaults(run=run)
-
-
-def _combinations(args: argparse.Namespace) -> list[dict]:
+def _combinations(
+    identities: Sequence[int], dims: Sequence[int], indexes: Sequence[str], nprobes: Sequence[int]
+) -> list[dict]:
     combos = []
-    for n in args.identities:
-        for dim in args.dim:
-            for index in args.index:
-                for nprobe in args.nprobe if index == "faiss" else args.nprobe[:1]:
+    for n in identities:
+        for dim in dims:
+            for index in indexes:
+                for nprobe in nprobes if index == "faiss" else nprobes[:1]:
                     combos.append({"identities": n, "dim": dim, "index": index, "nprobe": nprobe})
     return combos
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs the benchmark of parsed `args`; prints the table (and writes --json)."""
-    setup_logging(args.log_level)
+def run(
+    *,
+    identities: Sequence[int] = (1000, 10000, 100000),
+    dims: Sequence[int] = (512, 2048),
+    indexes: Sequence[str] = INDEX_KINDS,
+    nprobes: Sequence[int] = (64,),
+    batch: int = 32,
+    batches: int = 50,
+    cameras: int = 8,
+    seed: int = 0,
+    json_path: Path | None = None,
+) -> list[MatcherBenchRow]:
+    """Measures every (identities, dim, index[, nprobe]); prints the table and the combinations
+    skipped (faiss not installed), and writes the rows to `json_path`. Returns the rows."""
     print(f"CPU threads {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} at start")
     rows, skipped = [], []
-    for combo in _combinations(args):
+    for combo in _combinations(identities, dims, indexes, nprobes):
         try:
-            row = bench_matcher(
-                **combo, batch=args.batch, batches=args.batches, cameras=args.cameras,
-                seed=args.seed,
-            )  # fmt: skip
+            row = bench_matcher(**combo, batch=batch, batches=batches, cameras=cameras, seed=seed)
         except ImportError as e:  # faiss not installed
             skipped.append(f"{combo}: {e}")
             continue
@@ -334,22 +297,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     for line in skipped:
         print(f"skipped: {line}")
-    if args.json is not None:
+    if json_path is not None:
         document = {"cpu_threads": os.cpu_count(), "rows": [asdict(r) for r in rows],
                     "skipped": skipped}  # fmt: skip
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0 if rows else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.commands.bench_matcher")
-    add_arguments(parser)
-    parser.add_argument("--log-level", default="WARNING", help="logging level")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return rows

@@ -1,6 +1,7 @@
-"""Does temporal modelling pay off? C2D against a temporal ResNet-18 on motion-only identities.
+"""`reidstream bench temporal`: does temporal modelling pay off? C2D against a temporal
+ResNet-18 on motion-only identities.
 
-    python -m trainers.bench_temporal [--root DIR] [--epochs 12] [--models c2d_r18 ap3d_r18]
+    reidstream bench temporal [--root DIR] [--epochs 12] [--ids 24] [--models c2d_r18 ap3d_r18]
         [--clip-len 4] [--sampling stride|consecutive] [--stride 2] [--device cpu] [--workers 0]
 
     generate_mars(motion_only=True): people come in groups that look identical and differ only
@@ -18,10 +19,10 @@ by appearance and camera and have not learnt the cadence.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ from trainers.optim import build_optimizer, build_scheduler
 from trainers.run import build_model
 from trainers.seeding import seed_everything
 from trainers.synthetic.mars import generate_mars
+
+__all__ = ["CFG_CHANGES", "chance_map", "run", "train_one"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,66 +126,73 @@ def train_one(
     return evaluate(model)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainers.bench_temporal", description=__doc__)
-    parser.add_argument("--root", type=Path, help="synthetic dataset (generated when absent)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--ids", type=int, default=24, help="train and test identities each")
-    parser.add_argument("--models", nargs="+", default=["c2d_r18", "ap3d_r18"])
-    parser.add_argument("--out", type=Path, help="checkpoints folder (default: a temporary one)")
-    parser.add_argument("--clip-len", type=int, default=CFG_CHANGES["clip_len"])
-    parser.add_argument(
-        "--sampling", choices=("stride", "consecutive"), default=CFG_CHANGES["sampling"]
-    )
-    parser.add_argument("--stride", type=int, default=CFG_CHANGES["stride"])
-    parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
-    parser.add_argument("--workers", type=int, default=0, help="loader processes")
-    args = parser.parse_args(argv)
-    cfg_changes = CFG_CHANGES | {
-        "clip_len": args.clip_len,
-        "sampling": args.sampling,
-        "stride": args.stride,
-    }
-    logging.basicConfig(level=logging.WARNING)
+def run(
+    *,
+    root: Path | None = None,
+    epochs: int = 12,
+    ids: int = 24,
+    models: Sequence[str] = ("c2d_r18", "ap3d_r18"),
+    out: Path | None = None,
+    clip_len: int | None = None,
+    sampling: str | None = None,
+    stride: int | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+) -> dict[str, RankResult]:
+    """Trains and evaluates each of `models` on the motion-only identities; prints a line per
+    model after the dataset's chance level. Returns each model's result.
+
+    Args:
+        root: The dataset; generated there when it holds none (default: a temporary folder).
+        ids: Train and test identities each, when the dataset is generated.
+        out: Checkpoints folder (default: a temporary one).
+        clip_len, sampling, stride: Training clips (default: the synthetic recipe's,
+            `CFG_CHANGES`).
+        workers: Loader processes.
+    """
+    recipe = {"clip_len": clip_len, "sampling": sampling, "stride": stride}
+    cfg_changes = CFG_CHANGES | {k: v for k, v in recipe.items() if v is not None}
+    clips = f"T={cfg_changes['clip_len']} {cfg_changes['sampling']} {cfg_changes['stride']}"
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.root or Path(tmp) / "mars"
-        if not (root / "info").is_dir():
-            generate_mars(
-                root,
-                num_train_ids=args.ids,
-                num_test_ids=args.ids,
-                tracklets_per_id=6,
-                size=(64, 32),
-                motion_only=True,
-                group_size=3,
-                seed=0,
-            )
-        dataset = create_dataset("mars", root)
-        print(
-            f"motion-only synthetic MARS: {dataset.num_train_pids} train ids, "
-            f"{len(dataset.query)} queries x {len(dataset.gallery)} gallery; chance mAP "
-            f"{chance_map(dataset):.2f}"
-        )
-        for name in args.models:
+        dataset = _motion_only_dataset(root or Path(tmp) / "mars", ids=ids)
+        for name in models:
             started = time.perf_counter()
-            result = train_one(
+            results[name] = train_one(
                 name,
                 dataset,
-                epochs=args.epochs,
-                out_dir=args.out or Path(tmp),
+                epochs=epochs,
+                out_dir=out or Path(tmp),
                 cfg_changes=cfg_changes,
-                device=args.device,
-                workers=args.workers,
+                device=device,
+                workers=workers,
             )
-            figures = result.as_dict()
+            figures = results[name].as_dict()
             print(
                 f"{name:10s} mAP {figures['mAP']:6.2f}  rank-1 {figures['rank1']:6.2f}  "
-                f"rank-5 {figures['rank5']:6.2f}  ({args.epochs} epochs, T={args.clip_len} "
-                f"{args.sampling} {args.stride}, {time.perf_counter() - started:.0f} s on "
-                f"{args.device})"
+                f"rank-5 {figures['rank5']:6.2f}  ({epochs} epochs, {clips}, "
+                f"{time.perf_counter() - started:.0f} s on {device})"
             )
-    return 0
+    return results
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _motion_only_dataset(root: Path, *, ids: int) -> VideoDataset:
+    """The dataset at `root`, generated first where `root` holds none; prints its chance mAP."""
+    if not (root / "info").is_dir():
+        generate_mars(
+            root,
+            num_train_ids=ids,
+            num_test_ids=ids,
+            tracklets_per_id=6,
+            size=(64, 32),
+            motion_only=True,
+            group_size=3,
+            seed=0,
+        )
+    dataset = create_dataset("mars", root)
+    print(
+        f"motion-only synthetic MARS: {dataset.num_train_pids} train ids, "
+        f"{len(dataset.query)} queries x {len(dataset.gallery)} gallery; chance mAP "
+        f"{chance_map(dataset):.2f}"
+    )
+    return dataset

@@ -1,33 +1,27 @@
-"""`deploy.benchmark` on a tiny CPU configuration: rows with positive figures, FLOPs counted as
-`reid_models.summary` counts them, and combinations an engine cannot run reported, not fatal."""
+"""`reidstream bench engine` on a tiny CPU configuration: rows with positive figures, FLOPs counted
+as `reid_models.summary` counts them, and combinations an engine cannot run reported, not fatal."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
+import torch
 
-from pipeline.bench import engine as benchmark
+from pipeline.bench import engine
+from pipeline.cli import main
 from reid_models import create_model
 from reid_models.summary import measure
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    benchmark.add_arguments(parser)
-    return parser.parse_args(list(argv))
-
 
 TINY = ("--models", "c2d_r18", "--clip-len", "2", "--size", "32x16", "--seconds", "0")
 
 
 def test_tiny_cpu_benchmark_gives_positive_figures_and_reports_what_it_skipped():
-    args = parse(
-        *TINY, "--engines", "torch", "onnxruntime", "--precisions", "fp32", "bf16",
-        "--batch-sizes", "1", "2", "--warmup", "1",
+    rows, skipped, peak = engine.run_benchmark(
+        models=["c2d_r18"], engines=["torch", "onnxruntime"], precisions=["fp32", "bf16"],
+        batch_sizes=[1, 2],
+        settings=engine.EngineSettings(clip_len=2, size=(32, 16), seconds=0, warmup=1),
     )  # fmt: skip
-    rows, skipped, peak = benchmark.run_benchmark(args)
     assert peak is None  # no GPU: no peak, no share of it
     combos = {(r.engine, r.precision, r.batch) for r in rows}
     assert combos == {
@@ -41,17 +35,28 @@ def test_tiny_cpu_benchmark_gives_positive_figures_and_reports_what_it_skipped()
     assert len(skipped) == 2 and all("onnxruntime bf16" in s for s in skipped)
 
 
+def test_the_random_init_is_the_same_every_run_and_leaves_the_callers_rng_alone():
+    settings = engine.EngineSettings(size=(32, 16))
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    first = engine._build_model("c2d_r18", settings).state_dict()
+    assert torch.equal(torch.rand(1), expected)
+    second = engine._build_model("c2d_r18", settings).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_flops_per_clip_agree_with_the_model_summary():
     model = create_model("c2d_r18")
     cfg = model.pretrained_cfg
-    flops = benchmark.flops_per_clip(model, clip_len=cfg.train_clip_len, size=cfg.input_size[1:])
+    flops = engine.flops_per_clip(model, clip_len=cfg.train_clip_len, size=cfg.input_size[1:])
     assert flops == pytest.approx(2e9 * measure("c2d_r18").gmac_all, rel=1e-9)
 
 
-def test_run_prints_a_markdown_table_and_writes_json(tmp_path, capsys):
+def test_the_command_prints_a_markdown_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    args = parse(*TINY, "--batch-sizes", "1", "--warmup", "0", "--json", str(out))
-    assert benchmark.run(args) == 0
+    argv = ["bench", "engine", *TINY, "--batch-sizes", "1", "--warmup", "0", "--json", str(out)]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     table = [line for line in printed.splitlines() if line.startswith("|")]
     assert table[0].startswith("| model | engine | precision | batch | clips/s")
@@ -61,12 +66,6 @@ def test_run_prints_a_markdown_table_and_writes_json(tmp_path, capsys):
     assert document["rows"][0]["clips_per_s"] > 0
 
 
-@pytest.mark.parametrize(("text", "size"), [("256x128", (256, 128)), ("64X32", (64, 32))])
-def test_parse_size(text, size):
-    assert benchmark.parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["256", "0x128", "axb"])
-def test_parse_size_refuses_malformed_sizes(text):
-    with pytest.raises(argparse.ArgumentTypeError, match="size"):
-        benchmark.parse_size(text)
+def test_an_unknown_model_is_a_usage_error(capsys):
+    assert main(["bench", "engine", "--models", "c2d_r1800", *TINY[2:]]) == 2
+    assert "unknown model c2d_r1800" in capsys.readouterr().err
