@@ -1,6 +1,5 @@
-"""Prints parameters and multiply-accumulates of every registered model beside the papers' figures.
-
-    python -m reid_models.summary [--models ap3d_r50 c2d_r50 ...] [--markdown]
+"""Parameters and multiply-accumulates of the registered models beside the papers' figures
+(`reidstream bench models [--models ap3d_r50 c2d_r50 ...]` prints these tables).
 
 Per model, at the paper's training clip (`pretrained_cfg.train_clip_len` frames of
 `pretrained_cfg.input_size`, batch 1, eval mode):
@@ -21,16 +20,22 @@ Counting uses `torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2 = MACs); par
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from reid_models._registry import create_model, list_models
+from reid_models._registry import create_model
 
-__all__ = ["PAPER_FIGURES", "ModelCost", "OtherFigure", "measure", "other_figures"]
+__all__ = [
+    "PAPER_FIGURES",
+    "ModelCost",
+    "OtherFigure",
+    "format_other",
+    "format_table",
+    "measure",
+    "other_figures",
+]
 
 MARS_CLASSES = 625
 
@@ -142,6 +147,7 @@ def other_figures() -> list[OtherFigure]:
 
 
 def format_other(rows: list[OtherFigure]) -> str:
+    """A markdown table of the `other_figures` rows."""
     lines = ["| figure | ours | reference | gap | source |", "|---|---|---|---|---|"]
     for row in rows:
         lines.append(
@@ -171,20 +177,3 @@ def format_table(costs: list[ModelCost]) -> str:
             f"| {ref.gmac or ''} | {_gap(cost.gmac_conv, ref.gmac)} | {ref.source} |"
         )
     return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reid_models.summary", description=__doc__)
-    parser.add_argument("--models", nargs="+", default=list_models(), metavar="NAME")
-    args = parser.parse_args(argv)
-    costs = []
-    with torch.no_grad():
-        for name in args.models:
-            costs.append(measure(name))
-            sys.stderr.write(f"measured {name}\n")
-    sys.stdout.write(format_table(costs) + "\n\n" + format_other(other_figures()) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,6 +4,7 @@
     engine.py      ReID engines: clips/s, latency, GFLOP/s per model, engine, precision, batch
     detector.py    detector + tracker: frames/s per backend on videos, beside model.track()
     temporal.py    does temporal modelling pay off? C2D against temporal ResNet-18s, trained
+    models.py      parameters and MACs of the registered models beside the papers' figures
     matcher.py     cross-camera matching at gallery scale: ms per batch, memory, recall
     report.py      the job on N live cameras (`bench pipeline`): tables, JSON and plots, from
     throughput.py    the job's runs and sweep, measured by

@@ -1,6 +1,6 @@
 """`reidstream bench <target>`: benchmarks that print measured figures (never assertions).
 
-    reidstream bench loader|engine|detector|temporal|pipeline|matcher [ARGS ...]
+    reidstream bench loader|engine|detector|temporal|models|pipeline|matcher [ARGS ...]
 
 Every target's arguments are defined here and nowhere else (argparse only). Nothing heavy is
 imported at module level, so ``reidstream bench [<target>] --help`` loads neither torch nor
@@ -251,6 +251,24 @@ def _run_temporal(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- models
+
+
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models", nargs="+", metavar="NAME", help="models to measure (default: every registered)"
+    )
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from pipeline.bench import models
+
+    if args.models is not None:
+        _check_models(args.models)
+    models.run(models=args.models)
+    return 0
+
+
 # ----------------------------------------------------------------------------------- pipeline
 
 
@@ -388,6 +406,14 @@ TARGETS = {
         "only in walking cadence; print its mAP and rank-1 beside the chance level.",
         _temporal_arguments,
         _run_temporal,
+    ),
+    "models": Target(
+        "model sizes: parameters and multiply-accumulates beside the papers' figures",
+        "Count each model's parameters and multiply-accumulates at its paper's training clip "
+        "(batch 1) and print them beside the papers' figures, then the other figures the papers "
+        "print or the specs derive (Markdown).",
+        _models_arguments,
+        _run_models,
     ),
     "pipeline": Target(
         "the job on N live cameras: per-stage load, frames/s, frame-to-link latency, "

@@ -22,6 +22,7 @@ MODULES = {
     "engine": "engine",
     "detector": "detector",
     "temporal": "temporal",
+    "models": "models",
     "pipeline": "report",
     "matcher": "matcher",
 }
