@@ -19,8 +19,8 @@ tracklet's last clip, cut when the tracker has lost the person for `tracklets.lo
 (so at least that long after its newest frame); `frame_to_link_ms` is the first kind,
 `closing_link_ms` the second.
 
-The same recorder serves the baseline loop (`pipeline.baseline`), which reports frames and links
-through `frame_done` and `link_made` itself, so both are measured by one definition.
+The same recorder serves the baseline loop (`pipeline.bench.baseline`), which reports frames and
+links through `frame_done` and `link_made` itself, so both are measured by one definition.
 
 Percentiles are exact (numpy over every batch or link in the window), not histogram estimates;
 the Prometheus histograms of `pipeline.metrics` stay what a live site watches.

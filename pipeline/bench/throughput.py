@@ -1,15 +1,15 @@
 """How many cameras a machine takes: the job (and the naive baseline) on N live cameras.
 
     measure_job(cfg, plan, n)       the job on n cameras for warmup + duration seconds
-    measure_baseline(cfg, plan, n)  `pipeline.baseline.NaiveLoop` on the same n cameras
+    measure_baseline(cfg, plan, n)  `pipeline.bench.baseline.NaiveLoop` on the same n cameras
     sweep(cfg, plan)                n = start, 2*start, 4*start, ... until the job stops keeping
                                     up (or max_cameras), then bisection between the last n that
                                     kept up and the first that did not
 
 The cameras are a clip replayed as n live cameras (`plan.clip`: each copy paced at the file's
 frame rate, looping, dropping its oldest frame when the pipeline falls behind, as a camera
-would), or the synthetic scene with n cameras. Every figure comes from `pipeline.profiling` over
-the window after the warm-up; what "keeping up" means is `pipeline.profiling.keeps_up`.
+would), or the synthetic scene with n cameras. Every figure comes from `pipeline.bench.profiling`
+over the window after the warm-up; what "keeping up" means is `pipeline.bench.profiling.keeps_up`.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
 
 
 def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
-    """`pipeline.baseline.NaiveLoop` on n cameras, the same input as `measure_job`."""
+    """`pipeline.bench.baseline.NaiveLoop` on n cameras, the same input as `measure_job`."""
     cfg = with_cameras(cfg, plan, n, "baseline")
     ultralytics = _ultralytics_track_args(cfg, plan)
     engine, detector = _parts(cfg, plan, detector=ultralytics is None)
