@@ -7,12 +7,14 @@ Per model, at the paper's training clip (`pretrained_cfg.train_clip_len` frames 
 * params: backbone + head without the identity classifier (how the AP3D tables count), and with a
   625-class MARS classifier;
 * GMAC conv: multiply-accumulates of convolutions and linear layers only, the convention the AP3D
-  tables follow (ap3d_spec.md A12);
+  tables follow (AP3D, Gu et al., ECCV 2020, Tables 1-2: convolution MACs of a 4-frame 256x128
+  clip, without APM's matrix products);
 * GMAC all: also the attention matrix products (APM, non-local, TSA, VLAD);
 * the paper's printed figure where there is one, and the gap to it.
 
-A second table holds the other figures the papers print (M3D's overheads in MB) or the specs
-derive (GLTR's aggregation network, PersonVLAD's size), each measured on the built model.
+A second table holds the other figures the papers print (M3D's overheads in MB) or that follow
+from the layer sizes they give (GLTR's aggregation network, PersonVLAD's size), each measured on
+the built model.
 
 Counting uses `torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2 = MACs); parameters are
 `numel` sums.
@@ -101,7 +103,7 @@ def measure(name: str) -> ModelCost:
 
 @dataclass(frozen=True)
 class OtherFigure:
-    """A printed or spec-derived figure that is not a whole-model total."""
+    """A printed or derived figure (from a paper's layer sizes) that is not a whole-model total."""
 
     figure: str
     ours: float
@@ -114,8 +116,9 @@ def _numel(module: torch.nn.Module, *, where: str = "") -> int:
 
 
 def other_figures() -> list[OtherFigure]:
-    """M3D's printed overheads and the specs' derived sizes, measured on the built models."""
-    mb = 4 / 1e6  # fp32 bytes, MB = 10^6 bytes as the M3D paper counts (m3d_spec.md §1.1)
+    """M3D's printed overheads and sizes derived from the papers' layers, measured on the built
+    models."""
+    mb = 4 / 1e6  # fp32 bytes, MB = 10^6 bytes as M3D counts (its ResNet-50: 95.7 MB)
     rows = []
     for name in ("m3d_r50", "m3d_code_r50"):
         temporal = create_model(name).temporal.backbone
@@ -132,7 +135,7 @@ def other_figures() -> list[OtherFigure]:
             "gltr_r50: DTP + TSA weights",
             _numel(gltr.dtp) + _numel(gltr.tsa),
             147_456 + 294_912,
-            "gltr_spec.md §1.6 (derived: weights; ours adds BN, biases)",
+            "GLTR §3.2-3.3 sizes (derived: weights; ours adds BN, biases)",
         )
     )
     rows.append(
@@ -140,7 +143,7 @@ def other_figures() -> list[OtherFigure]:
             "personvlad_c3d: parameters (M)",
             _numel(create_model("personvlad_c3d")) / 1e6,
             28.48,
-            "personvlad_spec.md §1.1 (derived)",
+            "PersonVLAD Sec. III layer sizes (derived)",
         )
     )
     return rows

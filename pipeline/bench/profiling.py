@@ -23,7 +23,7 @@ The same recorder serves the baseline loop (`pipeline.bench.baseline`), which re
 links through `frame_done` and `link_made` itself, so both are measured by one definition.
 
 Percentiles are exact (numpy over every batch or link in the window), not histogram estimates;
-the Prometheus histograms of `pipeline.metrics` stay what a live site watches.
+the Prometheus histograms of `pipeline.monitoring.metrics` stay what a live site watches.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from pipeline.stream.types import Clip
 
 __all__ = ["Profiler", "Report", "StageFigures", "keeps_up"]
 
-#: Batch size histogram edges (items): powers of two, as `pipeline.metrics.BATCH_BUCKETS`.
+#: Batch size histogram edges (items): powers of two, as
+#: `pipeline.monitoring.metrics.BATCH_BUCKETS`.
 BATCH_EDGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -163,7 +164,7 @@ class Profiler:
     # ------------------------------------------------------------------------------ recording
 
     def attach(self, job: Any) -> None:
-        """Hooks into a built `pipeline.runtime.Job` (before it runs)."""
+        """Hooks into a built `pipeline.stream.job.Job` (before it runs)."""
         for stage in job.stages:
             stage.observer = self.stage_batch
 
