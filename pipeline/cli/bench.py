@@ -4,9 +4,9 @@
 
 Every target's arguments are defined here and nowhere else (argparse only). Nothing heavy is
 imported at module level, so ``reidstream bench [<target>] --help`` loads neither torch nor
-OpenCV; choices owned by a heavy module are written out here (`COMPILE_MODES`, `INDEX_KINDS`)
-and a test holds them equal to their source. The work is in `pipeline.bench.<target>`, imported
-when the target runs and called with keyword arguments.
+OpenCV; choices owned by a heavy module are written out (`INDEX_KINDS` here, `COMPILE_MODES` in
+`pipeline.cli.common`) and a test holds them equal to their source. The work is in
+`pipeline.bench.<target>`, imported when the target runs and called with keyword arguments.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.cli.common import UsageError, add_config_arguments, setup_logging
+from pipeline.cli.common import COMPILE_MODES, UsageError, add_config_arguments, setup_logging
 
-__all__ = ["COMPILE_MODES", "INDEX_KINDS", "TARGETS", "add_arguments", "parse_size", "run"]
+__all__ = ["INDEX_KINDS", "TARGETS", "add_arguments", "parse_size", "run"]
 
-#: `deploy.engines.torch_engine.COMPILE_MODES`, written out so that --help needs no torch.
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-#: `pipeline.matching.matcher.INDEX_KINDS`, written out for the same reason.
+#: `pipeline.matching.matcher.INDEX_KINDS`, written out so that --help needs no numpy or scipy.
 INDEX_KINDS = ("exact", "faiss")
 
 

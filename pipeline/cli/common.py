@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.config import load_config
 
 __all__ = [
+    "COMPILE_MODES",
     "UsageError",
     "add_config_arguments",
     "add_model_arguments",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: `deploy.engines.torch_engine.COMPILE_MODES` (compile, bench engine), written out so that
+#: --help needs no torch; a test holds them equal.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class UsageError(Exception):

@@ -20,16 +20,16 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.common import (
+    COMPILE_MODES,
     add_model_arguments,
     check_model_arguments,
     setup_logging,
     usage_errors,
 )
 
-#: `deploy.compile.COMPILE_TARGETS` and `deploy.engines.torch_engine.COMPILE_MODES`, written
-#: out so that the arguments are known without importing torch (a test keeps them equal).
+#: `deploy.compile.COMPILE_TARGETS`, written out so that --help needs no torch (a test holds
+#: them equal).
 COMPILE_TARGETS = ("onnxruntime", "torch-compile", "tensorrt")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -52,10 +52,13 @@ def test_help_of_bench_and_of_every_target_loads_neither_torch_nor_opencv():
 
 
 def test_written_out_choices_equal_their_source():
+    from deploy.compile import COMPILE_TARGETS
     from deploy.engines.torch_engine import COMPILE_MODES
+    from pipeline.cli import common, compile
     from pipeline.matching.matcher import INDEX_KINDS
 
-    assert bench.COMPILE_MODES == COMPILE_MODES
+    assert common.COMPILE_MODES == COMPILE_MODES
+    assert compile.COMPILE_TARGETS == COMPILE_TARGETS
     assert bench.INDEX_KINDS == INDEX_KINDS
 
 
