@@ -231,10 +231,10 @@ class LinkFollower(threading.Thread):
         super().__init__(name="link-follower", daemon=True)
         self.consumer, self.on_link = consumer, on_link
         self.received = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        for received in self.consumer.follow(stop=self._stop.is_set, poll_s=0.2):
+        for received in self.consumer.follow(stop=self._done.is_set, poll_s=0.2):
             self.received += 1
             self.on_link(received)
 
@@ -248,6 +248,6 @@ class LinkFollower(threading.Thread):
                 done = False
                 break
             time.sleep(0.1)
-        self._stop.set()
+        self._done.set()
         self.join(5)
         return done
