@@ -26,7 +26,6 @@ import threading
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal
 
 import torch
 
@@ -42,7 +41,7 @@ from pipeline.messages.spool import Spool
 from pipeline.monitoring.metrics import METRICS, PipelineMetrics
 from pipeline.monitoring.server import serve_metrics
 from pipeline.settings import ReidstreamConfig
-from pipeline.stream.job import Job, RunLimits
+from pipeline.stream.job import Job, Role, RunLimits
 from pipeline.stream.queues import FrameBuffer, StageQueue
 from pipeline.stream.sources import OpenCVCamera, Source
 from pipeline.stream.stages import (
@@ -69,13 +68,12 @@ __all__ = [
     "build_tracklets",
     "camera_ids",
     "clip_geometry",
+    "crop_size",
     "model_label",
     "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
-
-Role = Literal["all", "worker"]
 
 #: The ReID model `reidstream train --config trainers/configs/synthetic_demo.yaml` trains on the
 #: synthetic people, shipped with the package: the default when no model is configured.
@@ -117,10 +115,7 @@ def build_job(
     metrics.queue_capacity.labels(stage="detect").set(
         cfg.sources.buffer_frames * len(camera_ids(cfg))
     )
-    info = {"engine": parts.engine.name, "model": parts.model, "role": role}
-    metrics.build.info(
-        {"version": version("reidstream"), "precision": parts.engine.precision, **info}
-    )
+    _report_build(metrics, parts, role)
     job = Job(
         role=role,
         metrics=metrics,
@@ -139,6 +134,19 @@ def build_job(
     if cfg.metrics.address:
         job.server = serve_metrics(cfg.metrics.address, metrics, job.health)
     return job
+
+
+def _report_build(metrics: PipelineMetrics, parts: _StageParts, role: Role) -> None:
+    """reidstream_build_info: what this process runs."""
+    metrics.build.info(
+        {
+            "version": version("reidstream"),
+            "engine": parts.engine.name,
+            "model": parts.model,
+            "precision": parts.engine.precision,
+            "role": role,
+        }
+    )
 
 
 def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> MatcherService:
@@ -261,16 +269,20 @@ def clip_geometry(cfg: ReidstreamConfig, engine: Engine) -> tuple[int, int, int]
     return clip_len, stride, min_frames
 
 
-def build_tracklets(
-    cfg: ReidstreamConfig, engine: Engine, clip_len: int, stride: int, min_frames: int
-) -> TrackletBuilder:
-    """The tracklet builder: crops at the model's input size unless configured, and the gates."""
+def crop_size(cfg: ReidstreamConfig, engine: Engine) -> tuple[int, int]:
+    """(H, W) crops are cut at: configured, else the model's input size."""
+    return cfg.tracklets.crop_size or tuple(engine.cfg.input_size[1:])
+
+
+def build_tracklets(cfg: ReidstreamConfig, engine: Engine) -> TrackletBuilder:
+    """The tracklet builder: `clip_geometry`, `crop_size` and the quality gates."""
+    clip_len, stride, min_frames = clip_geometry(cfg, engine)
     t = cfg.tracklets
     return TrackletBuilder(
         clip_len=clip_len,
         stride=stride,
         min_frames=min_frames,
-        crop_size=t.crop_size or tuple(engine.cfg.input_size[1:]),
+        crop_size=crop_size(cfg, engine),
         min_height=t.min_height,
         min_width=t.min_width,
         min_confidence=t.min_confidence,
@@ -308,11 +320,10 @@ def _build_parts(
 ) -> _StageParts:
     """The models and the stateful parts the stages are built around (the models load here)."""
     engine = engine or build_engine(cfg, device)
-    clip_len, stride, min_frames = clip_geometry(cfg, engine)
     return _StageParts(
+        tracklets=build_tracklets(cfg, engine),
         detector=detector or build_detector(cfg, device),
         trackers=build_trackers(cfg, device),
-        tracklets=build_tracklets(cfg, engine, clip_len, stride, min_frames),
         engine=engine,
         model=model_name or model_label(cfg),
         matcher=build_matcher(cfg) if role == "all" else None,

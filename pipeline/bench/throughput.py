@@ -30,6 +30,7 @@ from pipeline.assemble import (
     build_job,
     build_sources,
     clip_geometry,
+    crop_size,
     resolve_device,
 )
 from pipeline.bench.baseline import CameraBuffers, NaiveLoop
@@ -216,7 +217,7 @@ def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
         engine=engine,
         clip_len=clip_len,
         stride=stride,
-        crop_size=cfg.tracklets.crop_size or tuple(engine.cfg.input_size[1:]),
+        crop_size=crop_size(cfg, engine),
         threshold=cfg.matcher.threshold,
         out_path=out_dir / "links.jsonl",
         profiler=profiler,

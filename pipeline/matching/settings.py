@@ -9,18 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.messages.types import CAMERA_ID_PATTERN
+from pipeline.messages.types import check_camera_key
 
-__all__ = ["MatcherConfig", "TransitionConfig", "check_camera_id"]
-
-
-def check_camera_id(value: str, what: str) -> None:
-    """Raises ValueError naming `what` when `value` is not a valid camera id."""
-    if not CAMERA_ID_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"{what} = {value!r}: expected 1-128 characters of letters, digits, '_', '.', '-' "
-            f"starting with a letter or digit"
-        )
+__all__ = ["MatcherConfig", "TransitionConfig"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +38,7 @@ class TransitionConfig:
         for what, value in (("source", self.source), ("target", self.target)):
             if not value:
                 raise ValueError(f"{what}: required, a camera id")
-            check_camera_id(value, what)
+            check_camera_key(what, value)
         if self.max_s < self.min_s:
             raise ValueError(f"max_s = {self.max_s} must be at least min_s = {self.min_s}")
 
@@ -147,4 +138,4 @@ class MatcherConfig:
                     f"overlapping_cameras: each group names at least two cameras, got {list(group)}"
                 )
             for camera in group:
-                check_camera_id(camera, "overlapping_cameras")
+                check_camera_key("overlapping_cameras", camera)

@@ -25,6 +25,7 @@ __all__ = [
     "IdentityLink",
     "TrackletClosed",
     "check_camera_id",
+    "check_camera_key",
     "check_finite",
     "check_integer",
     "check_text",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Camera ids appear in Kafka keys, metric labels and file names, so they are kept to a safe set.
 CAMERA_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+CAMERA_ID_RULE = (
+    "1-128 characters of letters, digits, '_', '.', '-' starting with a letter or digit"
+)
 
 # Namespaces of the deterministic event ids (uuid5) of identity links and clip embeddings.
 _LINK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://reidstream/identity_link")
@@ -40,12 +44,16 @@ _EMBEDDING_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://reidstream/trackl
 
 
 def check_camera_id(owner: str, value: Any) -> str:
+    """`owner.camera_id` of a message or a stream type, checked against `CAMERA_ID_PATTERN`."""
     if not isinstance(value, str) or not CAMERA_ID_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"{owner}.camera_id: expected 1-128 characters of letters, digits, '_', '.', '-' "
-            f"starting with a letter or digit, got {value!r}"
-        )
+        raise ValueError(f"{owner}.camera_id: expected {CAMERA_ID_RULE}, got {value!r}")
     return value
+
+
+def check_camera_key(key: str, value: str) -> None:
+    """A camera id given in the configuration under `key`, checked the same way."""
+    if not CAMERA_ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{key} = {value!r}: expected {CAMERA_ID_RULE}")
 
 
 def check_integer(name: str, value: Any, *, minimum: int | None = 0) -> int:
@@ -76,13 +84,16 @@ def set_fields(obj: object, **values: Any) -> None:
 
 
 def _embedding(name: str, value: Any) -> np.ndarray:
-    """A (D,) float32 finite vector, as a read-only view (integers and floats are converted)."""
+    """A (D,) float32 finite vector, as a read-only view (integers and floats are converted).
+
+    `detectors.check_array`'s rules for this one column, with its messages: importing
+    `detectors` would load OpenCV and torch, which a consumer of the messages must not need.
+    """
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
         raise TypeError(f"{name}: expected dtype float32, got {array.dtype}")
     if array.ndim != 1:
-        shape = ", ".join(str(d) for d in array.shape) + ("," if array.ndim == 1 else "")
-        raise ValueError(f"{name}: expected shape (any,), got ({shape})")
+        raise ValueError(f"{name}: expected shape (any,), got {array.shape}")
     array = array.astype(np.float32, copy=False).view()
     if not np.isfinite(array).all():
         bad = int(np.argwhere(~np.isfinite(array))[0][0])

@@ -34,10 +34,11 @@ from pipeline.stream.stages import Stage
 from pipeline.stream.tracklets import TrackletUpdate
 from pipeline.stream.types import Frame
 
-__all__ = ["Job", "RunRecorder", "RunSummary"]
+__all__ = ["Job", "Role", "RunLimits", "RunRecorder", "RunSummary"]
 
 log = logging.getLogger(__name__)
 
+#: "all": identity links out; "worker": clip embeddings out, for `reidstream matcher`.
 Role = Literal["all", "worker"]
 
 

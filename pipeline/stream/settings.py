@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.matching.settings import check_camera_id
+from pipeline.messages.types import check_camera_key
 
 __all__ = [
     "CameraConfig",
@@ -85,7 +85,7 @@ class CameraConfig:
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("id: every camera needs an id, e.g. id: entrance-1")
-        check_camera_id(self.id, "id")
+        check_camera_key("id", self.id)
         if not self.uri:
             raise ValueError(f"uri: camera {self.id!r} needs a uri (file, stream URL, webcam:N)")
 
