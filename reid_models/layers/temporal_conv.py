@@ -30,11 +30,13 @@ from reid_models.layers.init import keep_init
 __all__ = ["I3DConv", "P3DConv", "spatial_conv"]
 
 
-def spatial_conv(in_ch: int, out_ch: int, *, stride: int = 1, kernel: int = 3) -> nn.Conv3d:
+def spatial_conv(
+    in_ch: int, out_ch: int, *, stride: int = 1, kernel: int = 3, bias: bool = False
+) -> nn.Conv3d:
     """A 2D k x k convolution applied to every frame, as a (1, k, k) Conv3d."""
     pad = kernel // 2
     return nn.Conv3d(
-        in_ch, out_ch, (1, kernel, kernel), (1, stride, stride), (0, pad, pad), bias=False
+        in_ch, out_ch, (1, kernel, kernel), (1, stride, stride), (0, pad, pad), bias=bias
     )
 
 
@@ -82,6 +84,10 @@ class P3DConv(nn.Module):
         stride: Spatial stride of the replaced conv.
         variant: ``"A"`` serial, ``"B"`` parallel, ``"C"`` serial with a residual.
         appearance_preserving: Put APM before T (AP-P3D; ``variant="C"`` is the paper's AP3D).
+        kernel: Spatial size of S (3 in the ResNets; 1 where a 1x1 conv is factorised, as in
+            `reid_models.osnet`).
+        bias: Give S a bias (a conv with its BatchNorm folded in, `reid_models.osnet`).
+        apm_reduction: APM's channel reduction (`APM`'s ``reduction``; the paper's 16).
 
     Shape:
         (B, C_in, T, H, W) -> (B, C_out, T, H / stride, W / stride)
@@ -97,14 +103,17 @@ class P3DConv(nn.Module):
         stride: int = 1,
         variant: Literal["A", "B", "C"] = "C",
         appearance_preserving: bool = False,
+        kernel: int = 3,
+        bias: bool = False,
+        apm_reduction: int = 16,
     ) -> None:
         super().__init__()
         if variant not in ("A", "B", "C"):
             raise ValueError(f"P3D variant must be 'A', 'B' or 'C', got {variant!r}")
         self.variant = variant
-        self.spatial = spatial_conv(in_ch, out_ch, stride=stride)
+        self.spatial = spatial_conv(in_ch, out_ch, stride=stride, kernel=kernel, bias=bias)
         t_in, t_stride = (in_ch, stride) if variant == "B" else (out_ch, 1)
-        self.apm = APM(t_in) if appearance_preserving else None
+        self.apm = APM(t_in, reduction=apm_reduction) if appearance_preserving else None
         self.temporal = _temporal_conv(
             t_in, out_ch, stride=t_stride, appearance_preserving=appearance_preserving
         )
