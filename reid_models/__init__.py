@@ -1,4 +1,5 @@
-"""Video person re-identification networks: the five papers' 3D/temporal models and C2D.
+"""Video person re-identification networks: the five papers' 3D/temporal models and C2D, and
+OSNet x0.25 as a frame (C2D) and an AP3D clip model.
 
 Depends on torch only; knows nothing of detectors, deployment, training or the pipeline.
 
@@ -11,7 +12,7 @@ Depends on torch only; knows nothing of detectors, deployment, training or the p
 from __future__ import annotations
 
 # Importing the model modules registers their builders.
-from reid_models import ap3d, gltr, i3d_nonlocal, m3d, personvlad
+from reid_models import ap3d, gltr, i3d_nonlocal, m3d, osnet, personvlad
 from reid_models._registry import create_model, is_model, list_models, register_model
 from reid_models.base import ReIDModel, TrainOutput
 from reid_models.pretrained import PretrainedCfg
@@ -35,6 +36,7 @@ __all__ = [
     "m3d",
     "model_from_spec",
     "model_spec",
+    "osnet",
     "personvlad",
     "read_model_spec",
     "register_model",

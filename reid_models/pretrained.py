@@ -51,7 +51,8 @@ class PretrainedCfg:
         distance: Metric the paper ranks with; ``euclidean`` models expect L2-normalised
             embeddings where `normalize_embedding` says so.
         normalize_embedding: The paper L2-normalises sequence embeddings before ranking.
-        source_format: Format of the weight file `create_model(pretrained=...)` takes.
+        source_format: Format of the weight file `create_model(pretrained=...)` takes
+            (``osnet_onnx``: torchreid's OSNet x0.25 exported to ONNX, `reid_models.osnet_onnx`).
         backbone_prefixes: Submodules that receive the source weights (two-stream models have two).
     """
 
@@ -70,7 +71,7 @@ class PretrainedCfg:
     embedding_dim: int = 2048
     distance: Literal["cosine", "euclidean"] = "cosine"
     normalize_embedding: bool = True
-    source_format: Literal["torchvision_resnet", "c3d"] = "torchvision_resnet"
+    source_format: Literal["torchvision_resnet", "c3d", "osnet_onnx"] = "torchvision_resnet"
     backbone_prefixes: tuple[str, ...] = ("backbone",)
 
     def __post_init__(self) -> None:
