@@ -15,6 +15,7 @@ from __future__ import annotations
 from reid_models import ap3d, gltr, i3d_nonlocal, m3d, osnet, personvlad
 from reid_models._registry import create_model, is_model, list_models, register_model
 from reid_models.base import ReIDModel, TrainOutput
+from reid_models.osnet_onnx import OnnxConversionReport, convert_osnet_onnx
 from reid_models.pretrained import PretrainedCfg
 from reid_models.spec import ModelSpecError, model_from_spec, model_spec, read_model_spec
 from reid_models.weights import LoadReport, WeightsError, load_pretrained
@@ -22,11 +23,13 @@ from reid_models.weights import LoadReport, WeightsError, load_pretrained
 __all__ = [
     "LoadReport",
     "ModelSpecError",
+    "OnnxConversionReport",
     "PretrainedCfg",
     "ReIDModel",
     "TrainOutput",
     "WeightsError",
     "ap3d",
+    "convert_osnet_onnx",
     "create_model",
     "gltr",
     "i3d_nonlocal",

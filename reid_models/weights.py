@@ -1,4 +1,5 @@
-"""Loading weights into a model: torchvision ResNets (inflated to 3D), C3D, or the model's own.
+"""Loading weights into a model: torchvision ResNets (inflated to 3D), C3D, OSNet's ONNX export,
+or the model's own.
 
 `load_pretrained(model, path)` reads a state dict with ``torch.load(weights_only=True)`` and copies
 each tensor into every submodule named in ``model.pretrained_cfg.backbone_prefixes`` (two-stream
@@ -18,7 +19,9 @@ Missing keys (layers the source lacks: temporal kernels, APM, heads) keep their 
 are reported; unexpected keys (the ImageNet ``fc``, C3D's ``fc6``-``fc8``) are reported and
 skipped; a shape that cannot be matched is an error naming the key and both shapes, and so is a
 file of which nothing fits. A state dict of the model itself (keys under ``backbone.`` etc., as a
-trained checkpoint has) is copied by name instead.
+trained checkpoint has) is copied by name instead. An ``.onnx`` file (OSNet x0.25, for models of
+source format ``osnet_onnx``) is first converted to a state dict of the frame trunk
+(`reid_models.osnet_onnx`), then copied as above.
 """
 
 from __future__ import annotations
@@ -57,12 +60,15 @@ class LoadReport:
         inflated: Target keys given an inflated 2D kernel.
         missing: Target keys the source does not provide (they keep their initialisation).
         unexpected: Source keys with no place in the model (skipped).
+        conversion: For an ONNX source, how its graph became a state dict
+            (`reid_models.osnet_onnx.OnnxConversionReport`); None for a state dict file.
     """
 
     loaded: list[str] = field(default_factory=list)
     inflated: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    conversion: Any = None
 
 
 def read_weights_file(path: str | Path) -> Any:
@@ -130,7 +136,7 @@ def load_pretrained(
     """
     if inflate not in ("center", "mean"):
         raise ValueError(f"inflate must be 'center' or 'mean', got {inflate!r}")
-    source = load_state_dict_file(path)
+    source, conversion = _read_source(model, path)
     prefixes = tuple(f"{p}." for p in model.pretrained_cfg.backbone_prefixes)
     whole = any(key.startswith(prefixes) for key in source)
     with torch.no_grad():
@@ -138,6 +144,7 @@ def load_pretrained(
             report = _load_whole(model, source, path)
         else:
             report = _load_backbones(model, source, path, inflate)
+    report.conversion = conversion
     if not report.loaded and not report.inflated:
         raise WeightsError(
             f"{path}: none of its {len(source)} tensors fits {type(model).__name__}; expected a "
@@ -157,6 +164,22 @@ def load_pretrained(
         f": {', '.join(report.unexpected[:8])}" if report.unexpected else "",
     )
     return report
+
+
+def _read_source(model: nn.Module, path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
+    """The state dict at `path`; an ``.onnx`` file is converted (`reid_models.osnet_onnx`), for
+    models whose source format is ``osnet_onnx`` only. Returns (state dict, conversion report
+    or None)."""
+    if Path(path).suffix.lower() != ".onnx":
+        return load_state_dict_file(path), None
+    if model.pretrained_cfg.source_format != "osnet_onnx":
+        raise WeightsError(
+            f"{path}: an ONNX file loads only into models whose source format is osnet_onnx; "
+            f"{type(model).__name__} takes a {model.pretrained_cfg.source_format} state dict"
+        )
+    from reid_models.osnet_onnx import convert_osnet_onnx  # imports onnx
+
+    return convert_osnet_onnx(path)
 
 
 def _load_backbones(
