@@ -25,7 +25,7 @@ The one unfolded BN, ``fc.1`` (the ONNX keeps it as a BatchNormalization node), 
 BatchNorm1d and is *frozen in eval mode*: `OSNetVideo.train` puts it back in eval after every
 mode change (its affine weight and bias still train; its running statistics never move). A
 randomly initialised model (no ONNX) is therefore a network without normalisation: He-initialised
-(torchreid's ``_init_params``), it runs, but it is meant to start from the ONNX weights.
+by fan_in (`_init_params`), it runs, but it is meant to start from the ONNX weights.
 
 The frame convs are `FrameConv` (a Conv2d folding T into the batch), so the ONNX's 4D kernels
 load as they are and the frame model costs what the image model costs.
@@ -108,9 +108,9 @@ def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> to
     The result is a (B, C', T, H', W') view of a (B*T, C', H', W') tensor, so the next
     `per_frame` folds it again without a copy.
     """
-    t = x.shape[2]
-    out = fn(x.transpose(1, 2).flatten(0, 1))
-    return out.unflatten(0, (-1, t)).transpose(1, 2)
+    b, c, t, h, w = x.shape
+    out = fn(x.transpose(1, 2).reshape(b * t, c, h, w))
+    return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
 
 
 class FrameConv(nn.Conv2d):
@@ -268,21 +268,25 @@ class OSNetTrunk(nn.Module):
         return blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[2]
         x = self.maxpool(self.conv1(x))
         x = self.conv5(self.conv4(self.conv3(self.conv2(x))))
         pooled = x.mean(dim=(3, 4)).transpose(1, 2)  # (B, T, C): global average pool per frame
-        return self.fc(pooled.flatten(0, 1)).unflatten(0, (-1, t))
+        b, t, c = pooled.shape
+        return self.fc(pooled.reshape(b * t, c)).reshape(b, t, -1)
 
 
 def _init_params(module: nn.Module) -> None:
-    """torchreid's ``OSNet._init_params``: He (fan_out) convs, N(0, 0.01) linears, zero biases,
-    BN 1/0; modules that own their init (`keep_init`: temporal kernels, APM) are skipped."""
+    """torchreid's ``OSNet._init_params`` (N(0, 0.01) linears, zero biases, BN 1/0) except that
+    convs are He-initialised by fan_in, not fan_out: torchreid's BNs renormalise every conv,
+    these convs have none, and PyTorch counts a depthwise kernel's fan_out as C * 9 where one
+    output reads 9 inputs, which would shrink each Lite 3x3 layer's output by ~sqrt(C) and leave
+    the four streams (and a temporal kernel before them) silent. Modules that own their init
+    (`keep_init`: temporal kernels, APM) are skipped."""
     for m in module.modules():
         if has_kept_init(m):
             continue
         if isinstance(m, nn.Conv2d | nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
         elif isinstance(m, nn.BatchNorm1d):
