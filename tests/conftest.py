@@ -78,6 +78,15 @@ def osnet_onnx() -> Path:
 
 
 @pytest.fixture(scope="session")
+def synthetic_osnet_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for `osnet_onnx` that needs no shared data: OSNet-x0.25 with random (seeded)
+    weights in the real export's layout (`tests.osnet_onnx.write_osnet_onnx`), ~0.9 MB."""
+    from tests.osnet_onnx import write_osnet_onnx  # torch and onnx only when a test asks
+
+    return write_osnet_onnx(tmp_path_factory.mktemp("osnet") / "osnet_x0_25_synthetic.onnx")
+
+
+@pytest.fixture(scope="session")
 def pets_video() -> Path:
     """PETS 2009 S2.L1 view 1: outdoor, 5-8 walkers, 480x360, 10 fps, 795 frames."""
     return shared_file("video/pets2009_s2l1_view1.avi")

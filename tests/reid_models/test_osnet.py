@@ -133,9 +133,9 @@ def test_loading_reports_the_new_temporal_parts_as_missing(onnx_path):
 @pytest.mark.parametrize(
     "content", [b"", b"not an onnx model at all", "half"], ids=["empty", "junk", "truncated"]
 )
-def test_a_damaged_onnx_file_is_a_weights_error(content, onnx_path, tmp_path):
-    if content == "half":
-        data = onnx_path.read_bytes()
+def test_a_damaged_onnx_file_is_a_weights_error(content, synthetic_osnet_onnx, tmp_path):
+    if content == "half":  # the synthetic file: the same layout, and present without shared/data
+        data = synthetic_osnet_onnx.read_bytes()
         content = data[: len(data) // 2]
     path = tmp_path / "osnet.onnx"
     path.write_bytes(content)
