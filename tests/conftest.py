@@ -87,6 +87,13 @@ def synthetic_osnet_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def osnet_teacher(synthetic_osnet_onnx: Path) -> Path:
+    """An OSNet x0.25 ONNX file in the layout of torchreid's export (synthetic weights, so that
+    the adaptation's tests run where the real file is absent)."""
+    return synthetic_osnet_onnx
+
+
+@pytest.fixture(scope="session")
 def pets_video() -> Path:
     """PETS 2009 S2.L1 view 1: outdoor, 5-8 walkers, 480x360, 10 fps, 795 frames."""
     return shared_file("video/pets2009_s2l1_view1.avi")
