@@ -20,6 +20,7 @@ mistyped camera fails in a second rather than after a model has loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -41,7 +42,7 @@ from pipeline.messages.spool import Spool
 from pipeline.monitoring.metrics import METRICS, PipelineMetrics
 from pipeline.monitoring.server import serve_metrics
 from pipeline.settings import ReidstreamConfig
-from pipeline.stream.job import Job, Role, RunLimits
+from pipeline.stream.job import Job, Role, RunLimits, RunRecorder
 from pipeline.stream.queues import FrameBuffer, StageQueue
 from pipeline.stream.sources import OpenCVCamera, Source
 from pipeline.stream.stages import (
@@ -88,6 +89,7 @@ def build_job(
     engine: Engine | None = None,
     detector: Detector | None = None,
     model_name: str | None = None,
+    recorder: RunRecorder | None = None,
 ) -> Job:
     """Builds every part of the job from `cfg` (loads the models; starts nothing).
 
@@ -98,6 +100,8 @@ def build_job(
         engine: A ReID engine to use instead of building the configured one.
         detector: A detector to use instead of building the configured one.
         model_name: The name its embeddings carry (default: from the configuration).
+        recorder: What the tracklet and match stages report to, instead of the one
+            ``run.record`` asks for (`reidstream adapt` collects crops this way).
 
     Raises:
         ConfigError: The configuration lacks what this job needs.
@@ -110,6 +114,8 @@ def build_job(
     # The cheap checks (the scene, the cameras) before the models load.
     sources = build_sources(cfg, buffer, metrics, threading.Event())
     parts = _build_parts(cfg, role, device, sources, metrics, engine, detector, model_name)
+    if recorder is not None:
+        parts = dataclasses.replace(parts, recorder=recorder)
     for source in sources:
         source.register()
     metrics.queue_capacity.labels(stage="detect").set(
@@ -304,7 +310,7 @@ class _StageParts:
     engine: Engine
     model: str
     matcher: Matcher | None
-    recorder: Recorder | None
+    recorder: RunRecorder | None
     publisher: Publisher
 
 

@@ -9,6 +9,7 @@
     synthetic                                  pipeline/demo/settings.py
     matcher (and matcher.transitions[])        pipeline/matching/settings.py
     metrics                                    pipeline/monitoring/settings.py
+    adapt                                      trainers/adapt/settings.py
 
 `pipeline.config` loads it (defaults <- YAML <- REIDSTREAM_* <- KEY=VALUE); `reidstream config
 --list` prints every key, `reidstream config` the resolved values. The training commands have
@@ -34,6 +35,7 @@ from pipeline.stream.settings import (
     SourcesConfig,
     TrackletConfig,
 )
+from trainers.adapt.settings import AdaptConfig
 
 __all__ = ["ReidstreamConfig"]
 
@@ -74,6 +76,7 @@ class ReidstreamConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsServerConfig = field(default_factory=MetricsServerConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.cameras]

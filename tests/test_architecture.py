@@ -4,7 +4,7 @@ pipeline's parts, every module imports, and no function runs long without saying
     reid_models  <-  deploy, trainers  <-  pipeline  ->  detectors
 
     pipeline:  config  <-  monitoring  <-  messages  <-  matching  <-  stream  <-  demo
-                 settings (the root schema)  <-  assemble  <-  bench  <-  cli
+                 settings (the root schema)  <-  assemble  <-  adapt  <-  bench  <-  cli
 
 Only `pipeline` knows threads, queues, Kafka and Prometheus; `pipeline.messages` needs neither
 torch nor OpenCV; nothing in `pipeline.stream` or `pipeline.messages` depends on `trainers`.
@@ -57,7 +57,8 @@ PIPELINE_PARTS: dict[str, set[str]] = {
 }
 PIPELINE_PARTS["pipeline.settings"] = set(PIPELINE_PARTS) | {"pipeline.settings"}
 PIPELINE_PARTS["pipeline.assemble"] = PIPELINE_PARTS["pipeline.settings"]
-PIPELINE_PARTS["pipeline.bench"] = PIPELINE_PARTS["pipeline.assemble"] | {"pipeline.assemble"}
+PIPELINE_PARTS["pipeline.adapt"] = PIPELINE_PARTS["pipeline.assemble"] | {"pipeline.assemble"}
+PIPELINE_PARTS["pipeline.bench"] = PIPELINE_PARTS["pipeline.adapt"] | {"pipeline.adapt"}
 PIPELINE_PARTS["pipeline.cli"] = PIPELINE_PARTS["pipeline.bench"] | {"pipeline.bench"}
 #: Other packages (and their third-party libraries) a part must not import.
 PART_MUST_NOT_USE = {

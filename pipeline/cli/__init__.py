@@ -40,6 +40,7 @@ USAGE_ERRORS: dict[str, tuple[str, ...]] = {
     "trainers.datasets.base": ("DatasetError",),
     "trainers.checkpoint": ("CheckpointError",),
     "trainers.recipe": ("SetupError",),
+    "trainers.adapt.store": ("StoreError",),
     "reid_models.weights": ("WeightsError",),
 }
 
@@ -85,6 +86,11 @@ COMMANDS = (
     ),
     Command(
         "train", "pipeline.cli.train", "train a video ReID model from a recipe and evaluate it"
+    ),
+    Command(
+        "adapt",
+        "pipeline.cli.adapt",
+        "adapt a temporal ReID model to a site from its own unlabelled cameras",
     ),
     Command("eval", "pipeline.cli.eval", "evaluate trained checkpoints on the test split"),
     Command(
