@@ -1,6 +1,6 @@
 """`reidstream bench <target>`: benchmarks that print measured figures (never assertions).
 
-    reidstream bench loader|engine|detector|temporal|models|pipeline|matcher [ARGS ...]
+    reidstream bench loader|engine|detector|temporal|models|pipeline|site|matcher [ARGS ...]
 
 Every target's arguments are defined here and nowhere else (argparse only). Nothing heavy is
 imported at module level, so ``reidstream bench [<target>] --help`` loads neither torch nor
@@ -322,6 +322,49 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- site
+
+
+def _site_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        help="folder of hand-checked identities: <camera id>.txt, rows frame,person,x1,y1,x2,y2",
+    )
+    parser.add_argument(
+        "--start-s",
+        type=float,
+        default=0.0,
+        help="score the footage from this second on (what adaptation did not see)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="an adapted model (reidstream adapt's model.pt) to score beside the configured one; "
+        "repeatable",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-site"), help="output folder")
+
+
+def _run_site(args: argparse.Namespace) -> int:
+    from pipeline.bench import site
+
+    site.run(
+        config=args.config,
+        overrides=args.overrides,
+        truth=args.truth,
+        start_s=args.start_s,
+        checkpoints=args.checkpoint,
+        out=args.out,
+        command=shlex.join(["reidstream", *args.argv]),
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------------------ matcher
 
 
@@ -423,6 +466,14 @@ TARGETS = {
         "baseline (one loop per camera, one ReID call per clip) runs on the same cameras.",
         _pipeline_arguments,
         _run_pipeline,
+    ),
+    "site": Target(
+        "a site's recordings with hand-checked identities: pair mAP, rank-1 and IDF1 per model",
+        "Run the job on the configured camera files (from --start-s on) with the configured ReID "
+        "model and with each --checkpoint; score cross-camera pair mAP / rank-1 of the "
+        "tracklets and the IDF1 of the global ids against the hand-checked identities.",
+        _site_arguments,
+        _run_site,
     ),
     "matcher": Target(
         "cross-camera matching: ms per batch and memory against 1k-100k identities",
