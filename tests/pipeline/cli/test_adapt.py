@@ -38,8 +38,8 @@ def test_adapt_collects_trains_and_resumes_on_real_footage(
     site = _site(tmp_path, osnet_onnx, yolov5n_onnx)
     out = tmp_path / "adapt"
     args = ["adapt", "--config", str(site), "--out", str(out), "--no-progress",
-            "adapt.duration_s=4", "adapt.epochs=1", "adapt.steps_per_epoch=1",
-            "adapt.identities_per_batch=2", "adapt.holdout=0.3",
+            "adapt.duration_s=8", "adapt.epochs=1", "adapt.steps_per_epoch=1",
+            "adapt.identities_per_batch=2", "adapt.holdout=0.5",
             f"adapt.truth={TRUTH}"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())

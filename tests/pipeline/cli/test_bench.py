@@ -24,6 +24,7 @@ MODULES = {
     "temporal": "temporal",
     "models": "models",
     "pipeline": "report",
+    "site": "site",
     "matcher": "matcher",
 }
 
@@ -81,6 +82,8 @@ def test_parse_size_refuses_malformed_sizes(text):
 
 def _argv(target: str, tmp_path: Path) -> list[str]:
     """The fewest arguments `target` needs."""
+    if target == "site":
+        return ["--truth", str(tmp_path)]
     if target != "detector":
         return []
     (tmp_path / "w.onnx").touch()
