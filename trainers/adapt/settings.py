@@ -70,7 +70,7 @@ class AdaptConfig:
         },
     )
     epochs: int = field(
-        default=6,
+        default=3,
         metadata={"ge": 1, "help": "Epochs; a checkpoint is written after each (resumable)."},
     )
     steps_per_epoch: int = field(
@@ -84,7 +84,7 @@ class AdaptConfig:
         default=2, metadata={"ge": 2, "help": "K clips per identity in a batch."}
     )
     lr: float = field(
-        default=1e-4,
+        default=3e-5,
         metadata={
             "gt": 0.0,
             "help": "Adam learning rate of the pretrained OSNet weights; the new layers "
@@ -92,7 +92,7 @@ class AdaptConfig:
         },
     )
     distill_weight: float = field(
-        default=1.0,
+        default=4.0,
         metadata={
             "ge": 0.0,
             "help": "Weight of the distillation term 1 - cos(student, teacher) on every "
