@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -50,7 +49,6 @@ class TrackletCollector:
         self._first: dict[str, float] = {}
         self._past: set[str] = set()
         self._cameras = set(cameras)
-        self._lock = threading.Lock()
         self.crops = 0
 
     def on_update(self, frame: Frame, update: TrackletUpdate) -> None:
@@ -61,17 +59,16 @@ class TrackletCollector:
             if self._past >= self._cameras:
                 self.stop()
             return
-        with self._lock:
-            for clip in update.clips:
-                self.crops += self.store.add(
-                    tracklet_id=clip.tracklet_id,
-                    camera=clip.camera_id,
-                    track_id=clip.track_id,
-                    frames=clip.frame_indices,
-                    timestamps=clip.timestamps,
-                    boxes=clip.boxes,
-                    crops=clip.crops,
-                )
+        for clip in update.clips:  # one caller: the tracklet stage's thread
+            self.crops += self.store.add(
+                tracklet_id=clip.tracklet_id,
+                camera=clip.camera_id,
+                track_id=clip.track_id,
+                frames=clip.frame_indices,
+                timestamps=clip.timestamps,
+                boxes=clip.boxes,
+                crops=clip.crops,
+            )
 
     def on_links(self, links: Sequence[Any]) -> None:
         """Links are not needed: the collection only keeps crops."""
@@ -115,7 +112,7 @@ def collect(cfg: ReidstreamConfig, folder: Path) -> TrackletStore:
     summary = job.run()
     store.close(
         {
-            "cameras": [c.id for c in cfg.cameras],
+            "cameras": cameras,
             "duration_s": cfg.adapt.duration_s,
             "wall_s": round(time.monotonic() - start, 1),
             "stopped_by": summary.stopped_by,
