@@ -196,12 +196,13 @@ def _train(
     progress: bool,
 ) -> list[dict[str, float]]:
     """The epochs, resumed from OUT/last.pt when it holds this configuration's run."""
+    if cfg.train_layers == "new":
+        for n, p in student.named_parameters():
+            p.requires_grad_(n in new_params)
+    trainable = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in student.named_parameters() if n not in new_params], "lr": cfg.lr},
-        {
-            "params": [p for n, p in student.named_parameters() if n in new_params],
-            "lr": 10 * cfg.lr,
-        },
+        {"params": [p for n, p in trainable if n not in new_params], "lr": cfg.lr},
+        {"params": [p for n, p in trainable if n in new_params], "lr": 10 * cfg.lr},
     ]
     optimizer = torch.optim.Adam([g for g in groups if g["params"]], weight_decay=5e-4)
     criterion = _criterion(cfg, labels.num_ids, student.embedding_dim)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from reid_models import list_models
 
@@ -89,6 +90,14 @@ class AdaptConfig:
             "gt": 0.0,
             "help": "Adam learning rate of the pretrained OSNet weights; the new layers "
             "(temporal kernels, APM, classifier) take 10x. Higher forgets the teacher faster.",
+        },
+    )
+    train_layers: Literal["all", "new"] = field(
+        default="all",
+        metadata={
+            "help": "all: every weight trains (OSNet's at lr, the new ones at 10x); new: OSNet's "
+            "weights stay the teacher's and only the layers it lacks (temporal kernels, APM, "
+            "classifier) train, so what is learned is only what the frames alone cannot give.",
         },
     )
     distill_weight: float = field(

@@ -12,7 +12,7 @@ import torch
 
 from deploy.engines import create_engine
 from deploy.export import export_onnx
-from reid_models import create_model
+from reid_models import create_model, load_pretrained
 from trainers.adapt import AdaptConfig, StoreError, TrackletStore, adapt, split_tracklets
 from trainers.adapt.fit import teacher_frames
 
@@ -138,3 +138,16 @@ def test_the_untrained_student_is_the_teacher_averaged_over_frames(tmp_path, osn
 def test_config_rejects_an_unknown_model():
     with pytest.raises(ValueError, match="model = 'nope'"):
         dataclasses.replace(AdaptConfig(), model="nope")
+
+def test_training_only_the_new_layers_keeps_the_teachers_weights(tmp_path, osnet_teacher):
+    store = _site(tmp_path / "site")
+    result = adapt(_cfg(epochs=1, train_layers="new"), store, tmp_path / "out",
+                   teacher_path=osnet_teacher, progress=False)  # fmt: skip
+    trained = torch.load(result.checkpoint, weights_only=True)["state_dict"]
+    student = create_model("ap3d_osnet_x0_25")
+    new = set(load_pretrained(student, osnet_teacher).missing)  # what the teacher lacks
+    assert new, "the student has no temporal layers"
+    start = student.state_dict()
+    moved = {k for k, v in start.items() if v.dtype.is_floating_point and
+             not torch.equal(v, trained[k])}  # fmt: skip
+    assert moved and moved <= new, sorted(moved - new)[:5]
