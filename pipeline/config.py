@@ -9,7 +9,13 @@ is a `dataclasses.field` whose `metadata` documents and bounds it:
     help     what the key does and what raising or lowering it trades (required)
     ge, gt, le, lt    numeric bounds, applied to each item of a list
     pattern  a regular expression a string must match in full
+    port     "connect" or "listen": the string is host:port and the port must be 1-65535
+             ("listen" also takes 0: any free port)
     secret   true for a credential: `dump_config` writes it as `REDACTED`
+
+Credentials inside any other string (a camera URL `rtsp://user:pass@host/`, a `?token=` query)
+are hidden by `redact_text` wherever a value is printed or written: `dump_config`, the logs, the
+health report and `summary.json` all pass through it.
 
 `load_config` merges four layers, later ones winning, and validates every value once, at start-up:
 
@@ -49,6 +55,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import yaml
 
@@ -60,12 +67,16 @@ __all__ = [
     "describe_config",
     "dump_config",
     "load_config",
+    "redact_text",
+    "redact_values",
 ]
 
 T = TypeVar("T")
 _NONE_TEXT = frozenset({"", "null", "none", "~"})
 #: The keys a leaf's `metadata` may hold (see the module docstring).
-LEAF_METADATA = frozenset({"help", "ge", "gt", "le", "lt", "pattern", "secret"})
+LEAF_METADATA = frozenset({"help", "ge", "gt", "le", "lt", "pattern", "port", "secret"})
+#: Text YAML or a user may write for a number that is not finite (YAML's own are `.inf`, `.nan`).
+_NONFINITE_TEXT = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"})
 _BOUNDS = ("ge", "gt", "le", "lt")
 
 
@@ -132,6 +143,8 @@ def _check_metadata(name: str, metadata: Mapping[str, Any]) -> None:
         raise TypeError(
             f"config leaf {name}: unknown metadata {unknown}; allowed: {sorted(LEAF_METADATA)}"
         )
+    if metadata.get("port", "connect") not in ("connect", "listen"):
+        raise TypeError(f"config leaf {name}: metadata['port'] must be 'connect' or 'listen'")
 
 
 # ------------------------------------------------------------------------------------ the layers
@@ -389,9 +402,11 @@ def _convert_scalar(value: Any, tp: Any) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isnan(value):
-                raise _Invalid("expected a number, got NaN")
+            if not math.isfinite(value):  # YAML's .inf and .nan: no setting means either
+                raise _Invalid(f"expected a finite number, got {value}")
             return float(value)
+        if isinstance(value, str) and value.strip().lower() in _NONFINITE_TEXT:
+            raise _Invalid(f"expected a finite number, got {value.strip()}")
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -414,7 +429,7 @@ def _check_constraints(value: Any, field: dataclasses.Field) -> None:
         "lt": (lambda v, b: v < b, "<"),
     }
     bounds = {name: field.metadata[name] for name in _BOUNDS if name in field.metadata}
-    pattern = field.metadata.get("pattern")
+    pattern, port = field.metadata.get("pattern"), field.metadata.get("port")
     for item in value if isinstance(value, (tuple, list)) else (value,):
         if item is None:
             continue
@@ -424,6 +439,19 @@ def _check_constraints(value: Any, field: dataclasses.Field) -> None:
                 raise _Invalid(f"must be {symbol} {bound}")
         if pattern is not None and not re.fullmatch(pattern, str(item)):
             raise _Invalid(f"must match the regular expression {pattern}")
+        if port is not None and item != "":
+            _check_port(str(item), lowest=0 if port == "listen" else 1)
+
+
+def _check_port(address: str, lowest: int) -> None:
+    """`address` is host:port with a port from `lowest` to 65535."""
+    text = address.rpartition(":")[2]
+    if not text.isdigit() or not lowest <= int(text) <= 65535:
+        listen = " (0: any free port)" if lowest == 0 else ""
+        raise _Invalid(
+            f"{address!r} has no valid port: expected host:port with a port from {lowest} to "
+            f"65535{listen}"
+        )
 
 
 def _resolve(raw: _Raw, leaf: _Leaf) -> Any:
@@ -494,7 +522,9 @@ def load_config(
         try:
             values[key] = _resolve(raw, leaves[key])
         except _Invalid as e:
-            shown = f" = {raw.value!r}" if e.show_value else ""
+            secret = leaves[key].field.metadata.get("secret")
+            value = REDACTED if secret else repr(raw.value)
+            shown = f" = {value}" if e.show_value else ""
             errors.append(f"{key}{shown} (from {raw.source}): {e}")
     if errors:
         raise ConfigError("\n".join(errors))
@@ -513,6 +543,8 @@ def _plain(value: Any, redact: bool = False) -> Any:
             hide = redact and f.metadata.get("secret") and item is not None
             out[f.name] = REDACTED if hide else _plain(item, redact)
         return out
+    if redact and isinstance(value, str):
+        return redact_text(value)
     if isinstance(value, (tuple, list)):
         return [_plain(v, redact) for v in value]
     if isinstance(value, dict):
@@ -527,7 +559,8 @@ def _plain(value: Any, redact: bool = False) -> Any:
 def config_to_dict(cfg: Any, *, redact: bool = False) -> dict[str, Any]:
     """The config as plain YAML/JSON-ready values (tuples become lists, paths strings).
 
-    With `redact`, values of secret settings (passwords) are replaced by `REDACTED`.
+    With `redact`, values of secret settings (passwords) are replaced by `REDACTED` and
+    credentials inside other strings (URIs) are hidden by `redact_text`.
     """
     return _plain(cfg, redact)
 
@@ -535,7 +568,8 @@ def config_to_dict(cfg: Any, *, redact: bool = False) -> dict[str, Any]:
 def dump_config(cfg: Any, *, redact: bool = True) -> str:
     """The resolved config as YAML that `load_config(path=...)` reads back to an equal config.
 
-    Secret leaves (``metadata={"secret": True, ...}``) are written as `REDACTED` unless `redact` is
+    Secret leaves (``metadata={"secret": True, ...}``) are written as `REDACTED`, and credentials
+    in any other value (a camera URL's password) as `redact_text` hides them, unless `redact` is
     false, so the file a run leaves beside its outputs holds no credentials.
     """
     return yaml.safe_dump(config_to_dict(cfg, redact=redact), sort_keys=False, allow_unicode=True)
@@ -565,3 +599,81 @@ def _section_item(tp: Any) -> type | None:
     if origin in (tuple, list) and args and not _fixed_length(origin, args):
         return args[0] if _is_section(args[0]) else None
     return None
+
+
+# ------------------------------------------------------------------------------------- redaction
+
+#: What `redact_text` writes in place of a password, token or whole user-info part of a URI.
+HIDDEN = "***"
+#: Where a URI's user information starts: after `scheme://`.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+#: Query or fragment parameters that carry credentials (`?password=`, `&access_token=`, ...).
+_SECRET_PARAMETER = re.compile(
+    r"(?i)([?&;#][^=&\s]*(?:pass|pwd|token|secret|key|auth|sig|credential|session)[^=&\s]*=)"
+    r"[^&\s#]*"
+)
+#: A run of text that may be one URI: only whitespace ends it, because a password written
+#: unencoded may hold any other character ('/', '@', ':', quotes, ...).
+_TOKEN = re.compile(r"\S+")
+
+
+def _hide_user_info(token: str) -> str:
+    """Hides the user information of a URI in `token`: everything up to the last '@' after the
+    scheme, so that a password holding '/', '@' or ':' is hidden whole. Without a scheme, only
+    `user:password@host` counts (an e-mail address has no ':' before its '@')."""
+    at = token.rfind("@")
+    if at < 0:
+        return token
+    # the scheme nearest before the '@': a URI nested in another's query is the one it belongs to
+    scheme = next((m for m in reversed(list(_SCHEME.finditer(token, 0, at)))), None)
+    start = scheme.end() if scheme else 0
+    if at == start:
+        return token
+    info = token[start:at]
+    user, colon, _ = info.partition(":")
+    if not colon and (scheme is None or "/" in info):  # no password; '/' before '@': a path
+        return token
+    shown = f"{user}:{HIDDEN}" if colon and user and "/" not in user else HIDDEN
+    return token[:start] + shown + token[at:]
+
+
+def _redact_token(token: str) -> str:
+    hidden = _SECRET_PARAMETER.sub(rf"\1{HIDDEN}", _hide_user_info(token))
+    decoded = hidden
+    for _ in range(3):  # percent-encoded (even twice) URIs and parameter names are found too
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+        again = _SECRET_PARAMETER.sub(rf"\1{HIDDEN}", _hide_user_info(decoded))
+        if again != decoded:
+            return again
+    return hidden
+
+
+def redact_text(text: str) -> str:
+    """`text` with the credentials of every URI in it hidden.
+
+    Hidden are a URI's user information (``rtsp://admin:p/w@d:1@cam/`` -> ``rtsp://admin:***@cam/``;
+    a token without password: ``https://***@host``), the same without a scheme
+    (``admin:pw@cam:554``), and the values of query parameters named like a credential
+    (``?password=``, ``&token=``, ``&api_key=``), also where they are percent-encoded. When in
+    doubt it hides more: an '@' in a path after a ':' hides what stands before it.
+
+    Written here rather than with `urllib.parse.urlsplit`, which ends the user information at the
+    first '/' and so shows the rest of a password that holds one.
+    """
+    if "@" not in text and "=" not in text and "%" not in text:
+        return text
+    return _TOKEN.sub(lambda m: _redact_token(m.group()), text)
+
+
+def redact_values(value: Any) -> Any:
+    """`value` (a JSON-like tree of dicts, lists and scalars) with `redact_text` applied to every
+    string in it, keys included; for reports and files written for people to read."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {redact_values(k): redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(v) for v in value]
+    return value

@@ -29,6 +29,7 @@ class KafkaConfig:
         default=("localhost:9092",),
         metadata={
             "pattern": _HOST_PORT,
+            "port": "connect",
             "help": "Brokers to bootstrap from, as host:port. More than one keeps start-up working "
             "while a broker is down; the client discovers the rest of the cluster itself.",
         },

@@ -15,6 +15,8 @@ from pipeline.config import (
     describe_config,
     dump_config,
     load_config,
+    redact_text,
+    redact_values,
 )
 
 
@@ -131,7 +133,7 @@ def test_override_values(override, key, expected):
         ),
         ("threshold=2", "threshold = '2' (from command line): must be <= 1"),
         ("threshold=high", "threshold = 'high' (from command line): expected a number"),
-        ("threshold=.nan", "expected a number, got NaN"),
+        ("threshold=.nan", "expected a finite number, got nan"),
         ("verbose=2", "verbose = '2' (from command line): expected true or false"),
         ("engine.name=tensorrt", "expected one of 'torch', 'onnxruntime'"),
         ("engine.input_size=256", "expected a list of 2 (an integer, an integer), got 1 items"),
@@ -325,3 +327,128 @@ def test_a_leaf_without_help_or_with_an_unknown_bound_is_a_schema_error():
         load_config(Undocumented, environ={})
     with pytest.raises(TypeError, match=r"Misspelt\.size: unknown metadata \['minimum'\]"):
         describe_config(Misspelt)
+
+
+# ------------------------------------------------------------------- non-finite numbers, ports
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    listen: str = field(default="127.0.0.1:9400", metadata={"port": "listen", "help": "listen"})
+    brokers: tuple[str, ...] = field(
+        default=("b:9092",), metadata={"port": "connect", "help": "brokers"}
+    )
+    timeout_s: float = field(default=1.0, metadata={"help": "timeout (no bounds)"})
+    weights: dict[str, float] = field(default_factory=dict, metadata={"help": "weights"})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("timeout_s=inf", "timeout_s = 'inf' (from command line): expected a finite number"),
+        ("timeout_s=-Infinity", "expected a finite number, got -Infinity"),
+        ("timeout_s=.inf", "expected a finite number, got inf"),
+        ("timeout_s=nan", "expected a finite number, got nan"),
+        ("weights={a: .inf}", "weights = '{a: .inf}' (from command line): expected a finite"),
+        ("listen=h:99999", "'h:99999' has no valid port: expected host:port with a port from 0"),
+        ("listen=h:x", "'h:x' has no valid port"),
+        ("brokers=a:9092,b:0", "'b:0' has no valid port: expected host:port with a port from 1"),
+        ("brokers=[a:65536]", "'a:65536' has no valid port"),
+    ],
+)
+def test_non_finite_numbers_and_impossible_ports_are_refused(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(Endpoints, environ={}, overrides=[override])
+    assert message in str(info.value), str(info.value)
+
+
+def test_non_finite_numbers_in_yaml_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("timeout_s: .inf\nweights: {a: .NaN}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Endpoints, path=path, environ={})
+    assert str(info.value).splitlines() == [
+        f"timeout_s = inf (from config file '{path}'): expected a finite number, got inf",
+        f"weights = {{'a': nan}} (from config file '{path}'): expected a finite number, got nan",
+    ]
+
+
+def test_valid_ports_and_finite_numbers_load():
+    cfg = load_config(
+        Endpoints,
+        environ={},
+        overrides=["listen=0.0.0.0:0", "brokers=a:1,[::1]:65535", "timeout_s=1.0e+300"],
+    )
+    assert cfg.listen == "0.0.0.0:0" and cfg.brokers == ("a:1", "[::1]:65535")
+    assert cfg.timeout_s == 1e300
+
+
+def test_a_bad_value_of_a_secret_is_not_echoed():
+    @dataclass(frozen=True)
+    class Secretive:
+        token: str = field(default="", metadata={"secret": True, "pattern": "[a-z]+", "help": "t"})
+
+    with pytest.raises(ConfigError) as info:
+        load_config(Secretive, environ={}, overrides=["token=Hunter2"])
+    assert "Hunter2" not in str(info.value) and "token = <redacted>" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ redaction
+
+HOSTILE_URIS = [
+    ("rtsp://u:p@h/", "rtsp://u:***@h/"),
+    ("rtsp://admin:hunter2@10.0.0.7:554/live", "rtsp://admin:***@10.0.0.7:554/live"),
+    ("rtsp://admin:hun/ter2@cam:554/live", "rtsp://admin:***@cam:554/live"),
+    ("rtsp://admin:hun@ter2@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:hun:ter2@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:a/b@c:d@cam/live", "rtsp://admin:***@cam/live"),
+    ("admin:hunter2@cam:554/live", "admin:***@cam:554/live"),
+    (
+        "http://cam/snap.jpg?user=admin&password=hunter2",
+        "http://cam/snap.jpg?user=admin&password=***",
+    ),
+    ("http://cam/mjpg?res=hd&token=hunter2&fps=5", "http://cam/mjpg?res=hd&token=***&fps=5"),
+    ("https://cam/x?api_key=hunter2#f", "https://cam/x?api_key=***#f"),
+    ("rtsp://admin:hun%40ter2@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:hunter2%40cam/live", "rtsp://admin:***@cam/live"),
+    ("http://cam/x?pass%77ord=hunter2", "http://cam/x?pass%77ord=***"),
+    (
+        "http://relay/?src=rtsp%3A%2F%2Fadmin%3Ahunter2%40cam",
+        "http://relay/?src=rtsp://admin:***@cam",
+    ),
+    (
+        "http://relay/?src=rtsp%253A%252F%252Fadmin%253Ahunter2%2540cam",
+        "http://relay/?src=rtsp://admin:***@cam",
+    ),
+    ("https://hunter2@git.example/x", "https://***@git.example/x"),
+]
+
+
+@pytest.mark.parametrize(("uri", "redacted"), HOSTILE_URIS)
+def test_credentials_in_any_uri_form_are_hidden(uri, redacted):
+    assert redact_text(uri) == redacted
+    assert "hunter2" not in redact_text(f"camera c1: cannot open {uri!r} (timeout)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["/videos/a.mp4", "webcam:0", "ops@example.com", "b1:9092,b2:9092", "http://cam/a@b", "x=1"],
+)
+def test_text_without_credentials_is_unchanged(text):
+    assert redact_text(text) == text
+
+
+def test_redact_values_walks_reports():
+    report = {"cameras": [{"source": "rtsp://a:hunter2@h/"}], "n": 3, "rtsp://a:hunter2@k": None}
+    assert "hunter2" not in str(redact_values(report))
+    assert redact_values(report)["n"] == 3
+
+
+def test_dump_config_hides_credentials_in_every_string():
+    @dataclass(frozen=True)
+    class Cameras:
+        uris: tuple[str, ...] = field(default=(), metadata={"help": "uris"})
+
+    cfg = load_config(Cameras, environ={}, overrides=[f"uris=[{HOSTILE_URIS[3][0]}]"])
+    assert "ter2" not in dump_config(cfg) and "cam/live" in dump_config(cfg)
+    assert "hun@ter2" in dump_config(cfg, redact=False)
