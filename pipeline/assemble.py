@@ -138,7 +138,7 @@ def build_job(
         config_yaml=dump_config(cfg),
     )
     if cfg.metrics.address:
-        job.server = serve_metrics(cfg.metrics.address, metrics, job.health)
+        job.server = serve_metrics(cfg.metrics.address, metrics, job.health, job.alive)
     return job
 
 

@@ -19,9 +19,9 @@ The metrics live on a `CollectorRegistry` the pipeline owns (`REGISTRY`, with th
 and garbage-collector collectors of `prometheus_client` added) rather than on the library's global
 default registry: tests build fresh ones with `PipelineMetrics(CollectorRegistry())`, and nothing
 another library registers globally leaks into the pipeline's `/metrics`. The HTTP endpoint serves
-`REGISTRY` on `METRICS_PORT` at `METRICS_PATH`, next to the health report at `HEALTH_PATH`; the
-container images, compose file and Kubernetes manifests in `deploy/` use the same port and paths
-(a test checks them).
+`REGISTRY` on `METRICS_PORT` at `METRICS_PATH`, next to the probes `LIVE_PATH` and `READY_PATH`
+(and `HEALTH_PATH`, the same as `READY_PATH`); the container images, compose file and Kubernetes
+manifests in `deploy/` use the same port and paths (a test checks them).
 
 Port 9400: outside the ranges of the usual exporters a pipeline host also runs (node exporter
 9100, Prometheus 9090, Kafka 9092-9094) except NVIDIA's DCGM exporter, whose default is 9400 too;
@@ -46,20 +46,26 @@ from prometheus_client import (
 
 __all__ = [
     "HEALTH_PATH",
+    "LIVE_PATH",
     "METRICS",
     "METRICS_PATH",
     "METRICS_PORT",
+    "READY_PATH",
     "REGISTRY",
     "STAGES",
     "MetricInfo",
     "PipelineMetrics",
 ]
 
-#: TCP port of the `/metrics` and `/healthz` endpoint (see the module docstring for the choice).
+#: TCP port of the `/metrics` and probes endpoint (see the module docstring for the choice).
 METRICS_PORT = 9400
 #: Path of the Prometheus exposition.
 METRICS_PATH = "/metrics"
-#: Path of the health report (200 while the process is healthy, 503 otherwise).
+#: Liveness probe: 200 while the process serves and its stage threads run, else 503.
+LIVE_PATH = "/livez"
+#: Readiness probe and health report: 200 when every camera and sink works, 503 otherwise.
+READY_PATH = "/readyz"
+#: The health report under its earlier name: the same as `READY_PATH`.
 HEALTH_PATH = "/healthz"
 
 #: Values of the `stage` label, in data-flow order.

@@ -13,9 +13,12 @@ class MetricsServerConfig:
     """The HTTP endpoint serving Prometheus metrics and the health report."""
 
     address: str = field(
-        default="0.0.0.0:9400",
+        default="127.0.0.1:9400",
         metadata={
             "pattern": r"|[A-Za-z0-9_.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}",
-            "help": "host:port of /metrics and /healthz (port 0: any free port; empty: no server).",
+            "help": "host:port of /metrics, /livez and /readyz (port 0: any free port; empty: no "
+            "server). Loopback by default: the report names cameras and brokers, so listening on "
+            "every interface (0.0.0.0:9400, as the containers do) is a choice to make explicitly.",
+            "port": "listen",
         },
     )

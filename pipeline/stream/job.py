@@ -3,7 +3,7 @@
     sources > detect > track > tracklets > embed > match > publish     role "all"
     sources > detect > track > tracklets > embed --------> publish     role "worker"
 
-    job.run()   starts the sinks, the stages, the sources and the /metrics + /healthz server;
+    job.run()   starts the sinks, the stages, the sources and the /metrics + probes server;
                 returns when every source has ended and every queue has drained, or after
                 `request_stop()` (SIGINT/SIGTERM) or `max_duration_s`:
                   sources stop ─▶ the frames already read go through ─▶ the publisher delivers
@@ -135,7 +135,7 @@ class Job:
         self.camera_ids = tuple(camera_ids)
         self.clip_len, self.stride = clip_geometry
         self.model, self.limits, self.config_yaml = model, limits, config_yaml
-        #: The /metrics and /healthz endpoint, bound by the builder; None: no server.
+        #: The /metrics, /livez and /readyz endpoint, bound by the builder; None: no server.
         self.server: MetricsServer | None = None
         self._stop = threading.Event()
         self._started = False
@@ -218,8 +218,16 @@ class Job:
 
     # ------------------------------------------------------------------------------ reporting
 
+    def alive(self) -> bool:
+        """The /livez answer: false only when a stage thread died while the job runs, which
+        leaves the process serving but doing nothing (a restart helps; a camera outage does not
+        count, see `pipeline.monitoring.server`). Stages that end while the job stops are fine."""
+        if not self._started or self._finished or self._stop.is_set():
+            return True
+        return all(s.alive for s in self.stages)
+
     def health(self) -> dict[str, Any]:
-        """The /healthz report (see `pipeline.monitoring.server`)."""
+        """The /readyz report (see `pipeline.monitoring.server`)."""
         cameras = [s.as_dict() for source in self.sources for s in source.states]
         stages = {
             s.name: {"alive": s.alive, "processed": s.items, "waiting": len(s.inbox)}
