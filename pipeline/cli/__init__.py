@@ -168,10 +168,12 @@ def exit_status(error: BaseException) -> int | None:
 
 
 def _describe(command: str, error: BaseException) -> str:
-    config = sys.modules.get("pipeline.config")
-    if config is not None and isinstance(error, config.ConfigError):
-        return f"reidstream {command}: invalid configuration:\n{error}"
-    return f"reidstream {command}: {error}"
+    """The message for a usage error, credentials in it hidden (a bad value may be a URL)."""
+    from pipeline.config import ConfigError, redact_text
+
+    if isinstance(error, ConfigError):
+        return redact_text(f"reidstream {command}: invalid configuration:\n{error}")
+    return redact_text(f"reidstream {command}: {error}")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_config
+from pipeline.config import load_config, redact_text
 
 __all__ = [
     "COMPILE_MODES",
+    "RedactingFormatter",
     "UsageError",
     "add_config_arguments",
     "add_model_arguments",
@@ -96,8 +97,20 @@ def load_from_args(args: argparse.Namespace, schema: type | None = None) -> Any:
     return load_config(schema, path=args.config, overrides=args.overrides)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, then hides the credentials of every URI in the whole line (message,
+    arguments and traceback alike; `pipeline.config.redact_text`): a camera URL logged by any
+    library, or an error that repeats it, never shows its password."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Logs to stderr at `level`, every line redacted (see `RedactingFormatter`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if level != "DEBUG":
         # kafka-python logs every failed connection attempt as an error, several a second while
         # a broker is down; the sinks report outages themselves, counted and rate-limited.

@@ -22,6 +22,7 @@ from pipeline.cli.common import (
     setup_logging,
     usage_errors,
 )
+from pipeline.config import redact_text
 
 if TYPE_CHECKING:
     from pipeline.stream.job import RunSummary
@@ -65,7 +66,7 @@ def print_summary(summary: RunSummary) -> None:
     if summary.identities is not None:
         print(f"  global identities: {summary.identities}")
     for sink, state in summary.sinks.items():
-        print(f"  sink {sink}: {json.dumps(state)}")
+        print(f"  sink {sink}: {redact_text(json.dumps(state))}")
     if summary.score is not None:
         s = summary.score
         print(

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from pipeline.config import redact_values
 from pipeline.matching.matcher import Matcher
 from pipeline.messages.sinks import JsonlSink, Publisher
 from pipeline.messages.types import IdentityLink
@@ -276,6 +277,7 @@ class Job:
             outputs, summary.score = self.recorder.finish(out_dir, self.camera_ids)
             summary.outputs |= outputs
         path = out_dir / "summary.json"
-        path.write_text(json.dumps(summary.as_dict(), indent=1, default=str) + "\n")
+        report = redact_values(json.loads(json.dumps(summary.as_dict(), default=str)))
+        path.write_text(json.dumps(report, indent=1) + "\n")
         summary.outputs["summary"] = str(path)
         return summary

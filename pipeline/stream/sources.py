@@ -23,7 +23,6 @@ backoff and pacing around it are written here, as in Ultralytics' `LoadStreams` 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -33,21 +32,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.config import redact_text
 from pipeline.monitoring.metrics import PipelineMetrics
 from pipeline.stream.queues import FrameBuffer, QueueClosed
 from pipeline.stream.settings import CameraConfig, SourcesConfig
 from pipeline.stream.types import Frame
 
-__all__ = ["CameraState", "OpenCVCamera", "Source", "as_bgr", "redact_uri"]
+__all__ = ["CameraState", "OpenCVCamera", "Source", "as_bgr"]
 
 log = logging.getLogger(__name__)
-
-_CREDENTIALS = re.compile(r"(?<=://)([^:/@]+):([^@/]+)@")
-
-
-def redact_uri(uri: str) -> str:
-    """`uri` with a password hidden (rtsp://user:secret@host -> rtsp://user:***@host)."""
-    return _CREDENTIALS.sub(r"\1:***@", uri)
 
 
 @dataclass
@@ -206,7 +199,7 @@ class OpenCVCamera(Source):
     ) -> None:
         super().__init__(buffer, metrics, stop)
         self.camera, self.options = camera, options
-        self.state = CameraState(camera.id, redact_uri(camera.uri), camera.is_live)
+        self.state = CameraState(camera.id, redact_text(camera.uri), camera.is_live)
         self._index = 0  # frame counter of the camera, over reconnects and loops
 
     @property

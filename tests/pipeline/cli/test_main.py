@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from importlib.metadata import version
@@ -10,7 +11,7 @@ import torch
 import yaml
 
 from pipeline.cli import COMMANDS, main
-from pipeline.cli.common import UsageError
+from pipeline.cli.common import RedactingFormatter, UsageError
 
 # The console script installed beside this interpreter, as a user runs it.
 REIDSTREAM = Path(sys.executable).with_name("reidstream")
@@ -117,6 +118,36 @@ def test_bad_configuration_exits_2_with_the_key(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "log_level = 'LOUD' (from environment variable REIDSTREAM_LOG_LEVEL)" in err
     assert "kafka.request_timeout_ms = '1' (from command line): must be >= 1000" in err
+
+
+CAMERA = "cameras=[{id: c1, uri: 'rtsp://admin:hun/ter@2@cam:554/s?token=t0ken'}]"
+
+
+def test_config_output_hides_camera_credentials(capsys):
+    assert main(["config", CAMERA, "kafka.sasl_plain_password=hunter2"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["cameras"][0]["uri"] == "rtsp://admin:***@cam:554/s?token=***"
+    assert resolved["kafka"]["sasl_plain_password"] == "<redacted>"
+
+
+def test_configuration_errors_hide_credentials(capsys):
+    assert main(["config", "kafka.bootstrap_servers=admin:hunter2@broker:99999"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "admin:***@broker:99999" in err
+
+
+def test_log_lines_hide_credentials_in_messages_arguments_and_tracebacks():
+    formatter = RedactingFormatter("%(levelname)s %(message)s")
+    try:
+        raise OSError("cannot open rtsp://admin:hun@ter2@cam/s")
+    except OSError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "camera %s: %s", ("c1", "admin:hunter2@cam"),
+            sys.exc_info(),
+        )  # fmt: skip
+    line = formatter.format(record)
+    assert "hunter2" not in line and "ter2" not in line
+    assert "admin:***@cam" in line and "Traceback" in line
 
 
 def test_doctor_without_broker_warns_and_passes(capsys):

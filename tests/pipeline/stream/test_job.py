@@ -123,8 +123,10 @@ def test_stop_drains_and_serves_metrics_and_health(tmp_path, tiny_engine_factory
         def later() -> None:
             time.sleep(4.0)
             base = f"http://127.0.0.1:{job.server.port}"
-            with urllib.request.urlopen(base + "/healthz") as r:
+            with urllib.request.urlopen(base + "/readyz") as r:
                 reports["health"] = (r.status, json.loads(r.read()))
+            with urllib.request.urlopen(base + "/livez") as r:
+                reports["live"] = (r.status, json.loads(r.read()))
             with urllib.request.urlopen(base + "/metrics") as r:
                 reports["metrics"] = r.read().decode()
             job.request_stop()
@@ -141,6 +143,7 @@ def test_stop_drains_and_serves_metrics_and_health(tmp_path, tiny_engine_factory
     assert summary.stages["tracklets"] == summary.stages["detect"] == sum(frames)
     status, health = reports["health"]
     assert status == 200 and health["status"] == "ok"
+    assert reports["live"] == (200, {"status": "alive"})
     assert [c["status"] for c in health["cameras"]] == ["connected"] * 3
     assert set(health["stages"]) == {"detect", "track", "tracklets", "embed", "match", "publish"}
     assert all(s["alive"] for s in health["stages"].values())
@@ -159,6 +162,10 @@ def write_video(path, frames: int, size=(180, 320), fps=10.0) -> None:
     writer.release()
 
 
+#: A stream nothing answers (port 9, discard), with credentials that must not be shown.
+LOST_CAMERA = "rtsp://admin:hun/ter@2@127.0.0.1:9/none?token=t0ken"
+
+
 def test_a_camera_that_never_opens_or_is_broken_does_not_stop_the_others(
     tmp_path, tiny_engine_factory, caplog
 ):
@@ -169,7 +176,7 @@ def test_a_camera_that_never_opens_or_is_broken_does_not_stop_the_others(
     cameras = (
         f"cameras=[{{id: good, uri: '{good}', replay: fast}}, {{id: missing, uri: "
         f"'{tmp_path}/missing.mp4'}}, {{id: broken, uri: '{broken}'}},"
-        f" {{id: lost, uri: 'rtsp://127.0.0.1:9/none', live: true}}]"
+        f" {{id: lost, uri: '{LOST_CAMERA}', live: true}}]"
     )
     cfg = config(tmp_path, cameras, "detector.name=hog", "sources.max_reconnects=1",
                  "sources.reconnect_initial_s=0.1", "sources.open_timeout_s=2")  # fmt: skip
@@ -183,6 +190,11 @@ def test_a_camera_that_never_opens_or_is_broken_does_not_stop_the_others(
     value = metrics.registry.get_sample_value
     assert value("reidstream_camera_reconnects_total", {"camera": "lost"}) == 1
     assert "giving up after 1 failed reconnections" in caplog.text
+    # The lost camera's credentials are in none of the files or logs the run left.
+    written = [(tmp_path / name).read_text() for name in ("summary.json", "config.yaml")]
+    for text in [*written, caplog.text]:
+        assert "hun/ter" not in text and "t0ken" not in text
+        assert "rtsp://admin:***@127.0.0.1:9/none?token=***" in text
 
 
 def test_nan_embeddings_are_dropped_and_counted(tmp_path, tiny_engine_factory):
