@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
-from pipeline.monitoring.metrics import HEALTH_PATH, METRICS_PATH, METRICS_PORT
+from pipeline.monitoring.metrics import LIVE_PATH, METRICS_PATH, METRICS_PORT, READY_PATH
 from pipeline.settings import ReidstreamConfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -187,9 +187,11 @@ def test_k8s_deployment(kustomize_build, component):
     (container,) = containers(deployment)
     (port,) = container["ports"]
     assert (port["name"], port["containerPort"]) == ("metrics", METRICS_PORT)
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    # a camera outage fails readiness only: liveness on /readyz would restart-loop the pod
+    paths = {"startupProbe": LIVE_PATH, "livenessProbe": LIVE_PATH, "readinessProbe": READY_PATH}
+    for probe, path in paths.items():
         get = container[probe]["httpGet"]
-        assert get["path"] == HEALTH_PATH and get["port"] in ("metrics", METRICS_PORT), probe
+        assert get["path"] == path and get["port"] in ("metrics", METRICS_PORT), probe
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(METRICS_PORT)
     assert annotations["prometheus.io/path"] == METRICS_PATH
@@ -225,11 +227,13 @@ def test_k8s_deployment_config_loads(kustomize_build, component, tmp_path):
     cfg = load_config(ReidstreamConfig, path=site, environ=env)
     assert cfg.kafka.client_id == pod_name
     assert cfg.kafka.bootstrap_servers == (env["REIDSTREAM_KAFKA__BOOTSTRAP_SERVERS"],)
+    assert cfg.metrics.address == f"0.0.0.0:{METRICS_PORT}"  # the kubelet probes the pod's IP
 
 
 def test_k8s_metrics_service_reaches_every_pod(k8s_sources, kustomize_build):
     applied = kustomize_build()
     (service,) = by_kind(applied, "Service")
+    assert service["spec"]["publishNotReadyAddresses"] is True  # scraped through outages
     selector = service["spec"]["selector"]
     deployments = by_kind(applied, "Deployment")
     assert len(deployments) == 2

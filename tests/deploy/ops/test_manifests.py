@@ -29,7 +29,7 @@ import yaml
 
 from pipeline.config import load_config
 from pipeline.monitoring.metrics import (
-    HEALTH_PATH,
+    LIVE_PATH,
     METRICS_PATH,
     METRICS_PORT,
     MetricInfo,
@@ -262,7 +262,8 @@ def image_pin_problem(image: str) -> str | None:
 
 
 def dockerfile_problems(text: str, *, port: int) -> list[str]:
-    """Unpinned base, missing EXPOSE/HEALTHCHECK of `port`, root user, wrong entrypoint."""
+    """Unpinned base, missing EXPOSE/HEALTHCHECK of `port` or its bind to every interface, root
+    user, wrong entrypoint."""
     instructions = dockerfile_instructions(text)
     problems, args = [], {}
     for keyword, rest in instructions:
@@ -276,8 +277,11 @@ def dockerfile_problems(text: str, *, port: int) -> list[str]:
     exposed = {p.split("/")[0] for p in found.get("EXPOSE", "").split()}
     if str(port) not in exposed:
         problems.append(f"EXPOSE {found.get('EXPOSE')!r} lacks the metrics port {port}")
-    if f":{port}{HEALTH_PATH}" not in found.get("HEALTHCHECK", ""):
-        problems.append(f"HEALTHCHECK does not request :{port}{HEALTH_PATH}")
+    if f":{port}{LIVE_PATH}" not in found.get("HEALTHCHECK", ""):
+        problems.append(f"HEALTHCHECK does not request :{port}{LIVE_PATH}")
+    env = [rest for keyword, rest in instructions if keyword == "ENV"]
+    if f"REIDSTREAM_METRICS__ADDRESS=0.0.0.0:{port}" not in env:  # the default is loopback
+        problems.append(f"ENV does not set REIDSTREAM_METRICS__ADDRESS=0.0.0.0:{port}")
     if found.get("USER", "root").split(":")[0] in ("root", "0"):
         problems.append(f"runs as root (USER {found.get('USER')!r})")
     entrypoint = json.loads(found.get("ENTRYPOINT", "[]"))
@@ -310,7 +314,8 @@ def test_dockerfile_check_finds_planted_faults():
         "nvcr.io/nvidia/pytorch:latest: the :latest tag moves",
         "python: no tag (means :latest)",
         "EXPOSE '8080' lacks the metrics port 9400",
-        "HEALTHCHECK does not request :9400/healthz",
+        "HEALTHCHECK does not request :9400/livez",
+        "ENV does not set REIDSTREAM_METRICS__ADDRESS=0.0.0.0:9400",
         "runs as root (USER None)",
         "ENTRYPOINT ['python', '-m', 'pipeline'] does not end in reidstream",
     ]
@@ -426,6 +431,8 @@ def test_compose_runs_the_pipeline_on_a_gpu_with_the_site_config(compose):
     assert published(service)[METRICS_PORT] == METRICS_PORT
     assert service["depends_on"][KAFKA_SERVICE]["condition"] == "service_healthy"
     site = load_yaml(SITE_FILE)
+    # the published port reaches the endpoint only where it listens on every interface
+    assert site["metrics"]["address"] == f"0.0.0.0:{METRICS_PORT}"
     cache = Path(site["reid"]["tensorrt"]["cache_dir"])
     assert any(cache.is_relative_to(target) for target in mounts(service))
 
