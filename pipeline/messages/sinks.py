@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.messages.backoff import Backoff
 from pipeline.messages.encoding import Message
 from pipeline.messages.spool import Spool
 from pipeline.monitoring.metrics import PipelineMetrics
@@ -139,6 +140,9 @@ class KafkaSink:
         self.last_error: str | None = None
         self.delivered = 0
         self._failures = 0
+        #: Wait before resending after a failure: up to 0.5 s, doubling to 10 s, full jitter so
+        #: that workers whose broker comes back do not all resend at one instant.
+        self._backoff = Backoff(0.5, 10.0)
         self._last_report = 0.0
         self._update_spool_gauges()
 
@@ -207,7 +211,7 @@ class KafkaSink:
                 self._delivered([m for _, m in acked])
             if error is not None:
                 self._failed(error, len(pending) - len(acked))
-                self._stop.wait(min(0.25 * 2 ** min(self._failures, 6), 10.0))  # backoff
+                self._stop.wait(self._backoff.delay(self._failures))
             self._update_spool_gauges()
 
     def _send(self, pending: list[tuple[int, Message]]) -> tuple[list, BaseException | None]:

@@ -7,7 +7,8 @@
       │                     ──▶ live: put, dropping the camera's oldest waiting frame if full
       │                         file: put, waiting for room ('fast') or paced at its frame rate
       │        read fails / stream stalls ──▶ live: reconnect; file: ended (or loop)
-      └─fail─▶ live: wait reconnect_initial_s, doubling up to reconnect_max_s, and retry
+      └─fail─▶ live: wait a random time below reconnect_initial_s, a ceiling that doubles
+               up to reconnect_max_s (full jitter, `pipeline.messages.backoff`), and retry
                (max_reconnects in a row, then failed); file: failed
 
 A camera that fails never stops the others: each has its thread, its state (`CameraState`, shown
@@ -23,6 +24,7 @@ backoff and pacing around it are written here, as in Ultralytics' `LoadStreams` 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -33,6 +35,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import redact_text
+from pipeline.messages.backoff import Backoff
 from pipeline.monitoring.metrics import PipelineMetrics
 from pipeline.stream.queues import FrameBuffer, QueueClosed
 from pipeline.stream.settings import CameraConfig, SourcesConfig
@@ -187,6 +190,7 @@ class OpenCVCamera(Source):
         buffer: Where frames go.
         metrics: Per-camera counters.
         stop: Set to stop reading.
+        rng: Source of the reconnection jitter (seeded in tests); a fresh one by default.
     """
 
     def __init__(
@@ -196,9 +200,11 @@ class OpenCVCamera(Source):
         buffer: FrameBuffer,
         metrics: PipelineMetrics,
         stop: threading.Event,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__(buffer, metrics, stop)
         self.camera, self.options = camera, options
+        self.backoff = Backoff(options.reconnect_initial_s, options.reconnect_max_s, rng)
         self.state = CameraState(camera.id, redact_text(camera.uri), camera.is_live)
         self._index = 0  # frame counter of the camera, over reconnects and loops
 
@@ -336,7 +342,7 @@ class OpenCVCamera(Source):
                 state.last_error,
             )
             return False
-        delay = min(options.reconnect_initial_s * 2 ** (failures - 1), options.reconnect_max_s)
+        delay = self.backoff.delay(failures)
         state.status = "reconnecting"
         state.reconnects += 1
         self.metrics.camera_reconnects.labels(camera=state.camera_id).inc()

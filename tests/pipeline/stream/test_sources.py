@@ -4,6 +4,7 @@ their rate or as fast as possible, frames that are not images, credentials kept 
 from __future__ import annotations
 
 import http.server
+import random
 import socketserver
 import threading
 import time
@@ -83,6 +84,22 @@ def camera(uri: str, **kw) -> tuple[OpenCVCamera, FrameBuffer, PipelineMetrics]:
                             open_timeout_s=2.0, read_timeout_s=2.0)  # fmt: skip
     config = CameraConfig(id="cam", uri=uri, **kw)
     return OpenCVCamera(config, options, buffer, metrics, threading.Event()), buffer, metrics
+
+
+def test_reconnection_waits_are_jittered_with_the_given_rng(monkeypatch):
+    """Two cameras that lose their streams together do not retry in step."""
+    waits = {}
+    for seed in (3, 4):
+        source, _, _ = camera("rtsp://127.0.0.1:9/s")
+        source.backoff.rng = random.Random(seed)
+        asked = []
+        monkeypatch.setattr(source.stop, "wait", lambda s, asked=asked: asked.append(s) or False)
+        assert [source._backoff(n) for n in (1, 2, 3)] == [True, True, False]
+        waits[seed] = asked
+    for seed, asked in waits.items():
+        draws = random.Random(seed)
+        assert asked == [draws.uniform(0, 0.2), draws.uniform(0, 0.4)]  # ceilings 0.2, 0.4 (cap)
+    assert waits[3] != waits[4]
 
 
 def test_a_stream_that_dies_is_reconnected_and_a_dead_one_given_up(caplog):
