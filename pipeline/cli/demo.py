@@ -132,7 +132,7 @@ def _follow(cfg: ReidstreamConfig) -> LinkFollower:
 
 def _announce(job: Job) -> None:
     if job.server is not None:
-        print(f"demo: metrics on http://{job.server.address}/metrics, health on /healthz")
+        print(f"demo: metrics on http://{job.server.address}/metrics, probes on /livez and /readyz")
 
 
 def _received(follower: LinkFollower, delivered: int) -> None:
