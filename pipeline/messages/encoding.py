@@ -33,6 +33,7 @@ __all__ = [
     "CLOSED_SCHEMA",
     "EMBEDDING_SCHEMA",
     "LINK_SCHEMA",
+    "REJECT_REASONS",
     "Message",
     "MessageError",
     "closed_from_dict",
@@ -60,8 +61,40 @@ _SCHEMA_FILES = {
 Kind = Literal["link", "embedding", "closed"]
 
 
+#: Why a record was rejected (the `reason` of `MessageError` and of the rejection metric):
+#:   tombstone          a null value
+#:   undecodable        not a UTF-8 JSON object
+#:   schema             an unknown schema, or a document that breaks its JSON Schema (a missing
+#:                      field such as event_id, a value of the wrong type, an unknown field)
+#:   invalid            follows its schema, but its values contradict each other (an end before
+#:                      its start, dim against the embedding's length, a zero embedding)
+#:   implausible_value  a non-finite number, or an embedding that is not of unit length
+#:   implausible_time   a capture time outside the window around the consumer's clock
+#:   wrong_model        an embedding of another model or dimension than the configured ones
+REJECT_REASONS = (
+    "tombstone",
+    "undecodable",
+    "schema",
+    "invalid",
+    "implausible_value",
+    "implausible_time",
+    "wrong_model",
+)
+
+
 class MessageError(ValueError):
-    """A message that is not valid JSON, names an unknown schema or does not follow it."""
+    """A message that cannot be used: not valid JSON, an unknown schema, a document that does
+    not follow it, or (checked by its consumer) implausible values.
+
+    Attributes:
+        reason: One of `REJECT_REASONS`.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"reason: expected one of {', '.join(REJECT_REASONS)}, got {reason!r}")
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -149,21 +182,32 @@ def embedding_message(embedding: ClipEmbedding, *, produced_at: float | None = N
     )
 
 
-def decode(value: bytes | str) -> dict[str, Any]:
+def _non_finite(constant: str) -> float:
+    # JSON has no NaN or Infinity; Python's parser accepts them unless told otherwise.
+    raise MessageError(f"non-finite number {constant} (not JSON)", reason="implausible_value")
+
+
+def decode(value: bytes | str | None) -> dict[str, Any]:
     """Parses a message body; it must be a JSON object naming a known schema.
 
     Raises:
-        MessageError: Not UTF-8 JSON, not an object, or no known ``schema`` field.
+        MessageError: A null value (a tombstone), not UTF-8 JSON, a NaN or Infinity, not an
+            object, or no known ``schema`` field; its `reason` says which.
     """
+    if value is None:
+        raise MessageError("a null value (a tombstone)", reason="tombstone")
     try:
-        document = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MessageError(f"not a JSON document: {e}") from e
+        document = json.loads(value, parse_constant=_non_finite)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        raise MessageError(f"not a JSON document: {e}", reason="undecodable") from e
     if not isinstance(document, dict):
-        raise MessageError(f"expected a JSON object, got {type(document).__name__}")
+        raise MessageError(
+            f"expected a JSON object, got {type(document).__name__}", reason="undecodable"
+        )
     if document.get("schema") not in _SCHEMA_FILES:
         raise MessageError(
-            f"schema {document.get('schema')!r}: expected one of {', '.join(_SCHEMA_FILES)}"
+            f"schema {document.get('schema')!r}: expected one of {', '.join(_SCHEMA_FILES)}",
+            reason="schema",
         )
     return document
 
@@ -200,6 +244,11 @@ def embedding_from_dict(document: dict[str, Any]) -> ClipEmbedding:
     try:
         raw = base64.b64decode(document["embedding"], validate=True)
         vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if not np.isfinite(vector).all():
+            raise MessageError(
+                f"{EMBEDDING_SCHEMA}: the embedding holds non-finite values",
+                reason="implausible_value",
+            )
         if vector.size != document["dim"]:
             raise ValueError(f"embedding holds {vector.size} values, dim says {document['dim']}")
         return ClipEmbedding(
@@ -214,6 +263,8 @@ def embedding_from_dict(document: dict[str, Any]) -> ClipEmbedding:
             model=document["model"],
             tracklet_start=document["tracklet_start"],
         )
+    except MessageError:
+        raise
     except (KeyError, TypeError, ValueError) as e:  # binascii.Error is a ValueError
         raise MessageError(f"invalid {EMBEDDING_SCHEMA} document: {e}") from e
 
@@ -255,14 +306,19 @@ def closed_from_dict(document: dict[str, Any]) -> TrackletClosed:
 
 def _expect(document: dict[str, Any], schema: str) -> None:
     if document.get("schema") != schema:
-        raise MessageError(f"expected a {schema} document, got schema {document.get('schema')!r}")
+        raise MessageError(
+            f"expected a {schema} document, got schema {document.get('schema')!r}",
+            reason="schema",
+        )
 
 
 @functools.cache
 def schema_document(name: str) -> dict[str, Any]:
     """The JSON Schema of message schema `name` (e.g. ``"reidstream.identity_link/1"``)."""
     if name not in _SCHEMA_FILES:
-        raise MessageError(f"unknown schema {name!r}: expected one of {', '.join(_SCHEMA_FILES)}")
+        raise MessageError(
+            f"unknown schema {name!r}: expected one of {', '.join(_SCHEMA_FILES)}", reason="schema"
+        )
     text = (
         resources.files("pipeline.messages")
         .joinpath("schemas", _SCHEMA_FILES[name])
@@ -288,8 +344,12 @@ def validate(document: dict[str, Any]) -> None:
     """
     name = document.get("schema")
     if name not in _SCHEMA_FILES:
-        raise MessageError(f"schema {name!r}: expected one of {', '.join(_SCHEMA_FILES)}")
+        raise MessageError(
+            f"schema {name!r}: expected one of {', '.join(_SCHEMA_FILES)}", reason="schema"
+        )
     errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(document)"
-        raise MessageError(f"{name} document breaks its schema at {where}: {errors[0].message}")
+        raise MessageError(
+            f"{name} document breaks its schema at {where}: {errors[0].message}", reason="schema"
+        )

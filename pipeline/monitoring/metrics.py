@@ -12,8 +12,9 @@
 Names follow the Prometheus conventions: the `reidstream_` prefix, base units in the name
 (`_seconds`, `_bytes`), `_total` on counters, and no unit on unit-less counts (frames, items).
 Labels are `camera` (the configured camera id), `stage` (one of `STAGES`), `sink` ("kafka",
-"jsonl") and `reason` (one of `CROP_GATES`, the tracklets' quality gates); all are bounded sets,
-so the number of series stays small.
+"jsonl"), `consumer` ("matcher", "links") and `reason` (one of `CROP_GATES`, the tracklets'
+quality gates, or of the rejection reasons of a consumed record); all are bounded sets, so the
+number of series stays small.
 
 The metrics live on a `CollectorRegistry` the pipeline owns (`REGISTRY`, with the process, platform
 and garbage-collector collectors of `prometheus_client` added) rather than on the library's global
@@ -164,6 +165,10 @@ class PipelineMetrics:
         spool_bytes: Gauge `reidstream_spool_bytes`: size of that spool on disk.
         nonfinite_embeddings: Counter `reidstream_nonfinite_embeddings_total{camera}`: clip
             embeddings with a NaN or infinite value, discarded instead of matched.
+        records_rejected: Counter `reidstream_records_rejected_total{consumer, reason}`: records
+            the matcher (`consumer="matcher"`) or the links consumer (`"links"`) could not use
+            (`reason`: one of `pipeline.messages.encoding.REJECT_REASONS`); each was skipped,
+            logged, copied to the dead-letter topic where one is set, and committed past.
         build: Info `reidstream_build_info`: version, ReID engine, model and precision in use.
     """
 
@@ -269,6 +274,11 @@ class PipelineMetrics:
             "reidstream_nonfinite_embeddings_total",
             "Clip embeddings with a NaN or infinite value, discarded.",
             ("camera",),
+        )
+        self.records_rejected = self._counter(
+            "reidstream_records_rejected_total",
+            "Records a consumer could not use, by reason; skipped and committed past.",
+            ("consumer", "reason"),
         )
         self.build = self._info(
             "reidstream_build", "Version, ReID engine, model and precision in use."
