@@ -188,7 +188,7 @@ def _recall(matcher: Matcher, batches: Sequence[Sequence[ClipEmbedding]]) -> flo
         for clip, approx, exact in zip(
             clips, matcher.similar(vectors), matcher.similar(vectors, exact=True), strict=True
         ):
-            exact = exact.keys() - {matcher.global_id_of(clip.tracklet_id)}
+            exact = exact.keys() - {matcher.global_id_of(clip.camera_id, clip.tracklet_id)}
             wanted += len(exact)
             found += len(exact & approx.keys())
     return found / wanted if wanted else 1.0

@@ -74,6 +74,12 @@ class Transition:
     max_s: float
 
 
+#: A tracklet's key in the gallery: (camera id, tracklet id). Tracklet ids are unique per worker
+#: (its random prefix), and a camera belongs to one worker; keyed by camera too, a tracklet id
+#: that another camera sends (by mistake or on purpose) is another tracklet, never this one.
+_Key = tuple[str, str]
+
+
 @dataclass
 class _Tracklet:
     tracklet_id: str
@@ -86,6 +92,10 @@ class _Tracklet:
     open: bool = True  # no TrackletClosed yet: it may still be in view
 
     @property
+    def key(self) -> _Key:
+        return self.camera_id, self.tracklet_id
+
+    @property
     def vector(self) -> np.ndarray:
         return self.total / max(float(np.linalg.norm(self.total)), 1e-12)
 
@@ -94,7 +104,7 @@ class _Tracklet:
 class _Identity:
     global_id: str
     serial: int  # creation order: breaks ties between identities last seen at the same time
-    members: dict[str, _Tracklet] = field(default_factory=dict)
+    members: dict[_Key, _Tracklet] = field(default_factory=dict)
     queued: float | None = None  # last_seen of its newest entry in the expiry heap
 
     @property
@@ -158,7 +168,7 @@ class Matcher:
         self._windows = {(t.source, t.target): (t.min_s, t.max_s) for t in transitions}
         self.id_prefix = id_prefix or uuid.uuid4().hex[:8]
         self._next_id = 1
-        self._tracklets: dict[str, _Tracklet] = {}
+        self._tracklets: dict[_Key, _Tracklet] = {}
         self._identities: dict[str, _Identity] = {}
         self._rows: GalleryRows | None = None
         self._faiss: FaissCandidates | None = None
@@ -218,8 +228,9 @@ class Matcher:
             self.dim,
         )
 
-    def global_id_of(self, tracklet_id: str) -> str | None:
-        tracklet = self._tracklets.get(tracklet_id)
+    def global_id_of(self, camera_id: str, tracklet_id: str) -> str | None:
+        """The global id of a camera's tracklet; None if the gallery does not hold it."""
+        tracklet = self._tracklets.get((camera_id, tracklet_id))
         return None if tracklet is None else tracklet.global_id
 
     # ----------------------------------------------------------------------------- updating
@@ -235,7 +246,7 @@ class Matcher:
             return []
         candidates = self._absorb(embeddings)
         self.now = max(self.now, *(t.end_time for t in candidates))
-        self._expire(keep={t.tracklet_id for t in candidates})
+        self._expire(keep={t.key for t in candidates})
         links = self._assign(candidates)
         self._bound(keep={t.global_id for t in candidates})
         return links
@@ -249,7 +260,7 @@ class Matcher:
         Raises:
             ValueError: A tracklet the gallery already holds, or an embedding of another model.
         """
-        known = sorted({e.tracklet_id for e in embeddings} & self._tracklets.keys())
+        known = sorted({(e.camera_id, e.tracklet_id) for e in embeddings} & self._tracklets.keys())
         if known or not embeddings:
             raise ValueError(f"enroll: expected clips of new tracklets, got known ones {known}")
         tracklets = self._absorb(embeddings)
@@ -261,13 +272,14 @@ class Matcher:
 
     def _absorb(self, embeddings: Sequence[ClipEmbedding]) -> list[_Tracklet]:
         """Adds each clip to its tracklet's running mean; the tracklets touched, in order."""
-        touched: dict[str, _Tracklet] = {}
+        touched: dict[_Key, _Tracklet] = {}
         for e in embeddings:
             self._check_model(e)
             vector = e.embedding / max(float(np.linalg.norm(e.embedding)), 1e-12)
-            tracklet = self._tracklets.get(e.tracklet_id)
+            key = (e.camera_id, e.tracklet_id)
+            tracklet = self._tracklets.get(key)
             if tracklet is None:
-                tracklet = self._tracklets[e.tracklet_id] = _Tracklet(
+                tracklet = self._tracklets[key] = _Tracklet(
                     e.tracklet_id,
                     e.camera_id,
                     e.track_id,
@@ -279,7 +291,7 @@ class Matcher:
                 tracklet.total = tracklet.total + vector
                 tracklet.start_time = min(tracklet.start_time, e.tracklet_start)
                 tracklet.end_time = max(tracklet.end_time, e.end_time)
-            touched[e.tracklet_id] = tracklet
+            touched[key] = tracklet
         for tracklet in touched.values():  # members' new vectors and spans count from now on
             if tracklet.global_id is not None:
                 self._refresh(self._identities[tracklet.global_id])
@@ -334,7 +346,7 @@ class Matcher:
         assert self._rows is not None
         # An identity made only of this batch's candidates is being decided itself: joining it
         # could leave it empty under the joiner (two lone tracklets swapping ids).
-        deciding = {t.tracklet_id for t in candidates}
+        deciding = {t.key for t in candidates}
         joinable: dict[str, bool] = {}
         joins = []
         for i, slot, similarity in zip(*self._candidates(vectors), strict=True):
@@ -384,7 +396,7 @@ class Matcher:
         before: tuple[float, _Tracklet] | None = None  # (end, sighting) just before
         after: tuple[float, _Tracklet] | None = None  # (start, sighting) just after
         for m in self._identities[global_id].members.values():
-            if m.tracklet_id == tracklet.tracklet_id:
+            if m is tracklet:
                 continue
             m_start, m_end = self._span(m)
             if m_start <= end and start <= m_end:
@@ -410,7 +422,7 @@ class Matcher:
     def close(self, closed: Iterable[TrackletClosed]) -> None:
         """Tracklets that ended: from now on each counts as seen until its last box only."""
         for event in closed:
-            tracklet = self._tracklets.get(event.tracklet_id)
+            tracklet = self._tracklets.get((event.camera_id, event.tracklet_id))
             if tracklet is not None:  # None: it never produced a clip, or it expired
                 tracklet.open = False
                 tracklet.end_time = max(tracklet.end_time, event.last_seen)
@@ -430,11 +442,11 @@ class Matcher:
     def _move(self, tracklet: _Tracklet, global_id: str) -> None:
         if tracklet.global_id is not None:
             old = self._identities[tracklet.global_id]
-            del old.members[tracklet.tracklet_id]
+            del old.members[tracklet.key]
             self._refresh(old)
         tracklet.global_id = global_id
         identity = self._identities[global_id]
-        identity.members[tracklet.tracklet_id] = tracklet
+        identity.members[tracklet.key] = tracklet
         self._refresh(identity)
 
     def _refresh(self, identity: _Identity) -> None:
@@ -454,8 +466,8 @@ class Matcher:
         if self._faiss is not None:
             self._faiss.changed(identity.global_id)
         del self._identities[identity.global_id]
-        for tracklet_id in identity.members:
-            self._tracklets.pop(tracklet_id, None)
+        for key in identity.members:
+            self._tracklets.pop(key, None)
 
     def _queue_expiry(self, identity: _Identity) -> None:
         """Puts the identity in the expiry heap under its current last_seen (if it changed)."""

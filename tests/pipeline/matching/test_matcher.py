@@ -179,7 +179,8 @@ def test_gallery_is_bounded_forgetting_the_identity_seen_longest_ago():
     m = matcher(max_identities=3)
     first = [m.update([clip(p, "cam1", f"t-{p}", p, p + 0.5)])[0] for p in range(5)]
     assert m.identities == 3
-    assert m.global_id_of("t-0") is None and m.global_id_of("t-4") == first[4].global_id
+    assert m.global_id_of("cam1", "t-0") is None
+    assert m.global_id_of("cam1", "t-4") == first[4].global_id
 
 
 def test_embeddings_of_another_model_are_refused():
@@ -187,6 +188,23 @@ def test_embeddings_of_another_model_are_refused():
     m.update([clip(0, "cam1", "t-1", 0, 1)])
     with pytest.raises(ValueError, match="model 'other'"):
         m.update([clip(0, "cam1", "t-2", 0, 1, model="other")])
+
+
+def test_a_tracklet_id_another_camera_reuses_is_another_tracklet():
+    """Tracklets are keyed by camera too: a clip from cam2 that carries cam1's tracklet id (a
+    misconfigured worker, or anyone writing to the topic) neither joins nor moves cam1's
+    tracklet, and ending it on cam2 leaves cam1's open."""
+    m = matcher()
+    (a,) = m.update([clip(0, "cam1", "t-1", 0, 2)])
+    (b,) = m.update([clip(7, "cam2", "t-1", 1, 3, seed=1)])  # another person, same id
+    assert b.global_id != a.global_id and b.camera_id == "cam2"
+    assert m.global_id_of("cam1", "t-1") == a.global_id
+    assert m.global_id_of("cam2", "t-1") == b.global_id
+    m.close([ended("t-1", "cam2", 3.0)])
+    assert m._tracklets[("cam1", "t-1")].open and not m._tracklets[("cam2", "t-1")].open
+    # cam1's tracklet still has exactly its own clip: its vector is person 0's.
+    own = clip(0, "cam1", "t-9", 0, 2).embedding  # the same clip as cam1's (same seed)
+    assert m._tracklets[("cam1", "t-1")].vector @ own / np.linalg.norm(own) > 0.999
 
 
 def test_random_streams_never_break_the_constraints():
@@ -235,17 +253,17 @@ def test_expiry_forgets_in_order_of_last_sighting_and_spares_the_batch():
     assert late.global_id == ids[0]
     m.close([ended("t-10", "cam0", 9)])
     m.update([clip(9, "cam9", "t-11", 12.5, 13.5)])  # forgets those last seen before 3.5 s
-    assert [m.global_id_of(f"t-{p}") for p in range(4)] == [ids[0], None, None, ids[3]]
+    assert [m.global_id_of(f"cam{p}", f"t-{p}") for p in range(4)] == [ids[0], None, None, ids[3]]
     # A late clip of an old tracklet: stream time moves to 30 s but the batch keeps its own.
     m.update([clip(3, "cam3", "t-3", 3, 4, seed=6), clip(8, "cam8", "t-12", 29, 30)])
-    assert m.global_id_of("t-3") == ids[3] and m.global_id_of("t-0") is None
+    assert m.global_id_of("cam3", "t-3") == ids[3] and m.global_id_of("cam0", "t-0") is None
 
 
 def test_the_bound_forgets_the_earliest_created_among_equally_old():
     m = matcher(max_identities=2)
     links = [m.update([clip(p, f"cam{p}", f"t-{p}", 0, 1)])[0] for p in range(3)]
     assert m.identities == 2  # all last seen at 1 s: the first one made goes
-    assert [m.global_id_of(f"t-{p}") for p in range(3)] == [None] + [
+    assert [m.global_id_of(f"cam{p}", f"t-{p}") for p in range(3)] == [None] + [
         link.global_id for link in links[1:]
     ]
 
