@@ -36,6 +36,7 @@ from pipeline.config import ConfigError, dump_config
 from pipeline.demo.recording import GroundTruth, Recorder
 from pipeline.demo.scene import SyntheticSceneSource
 from pipeline.matching.matcher import Matcher, Transition
+from pipeline.matching.plausibility import Plausibility
 from pipeline.matching.service import MatcherService
 from pipeline.messages.sinks import JsonlSink, KafkaSink, Publisher, Sink
 from pipeline.messages.spool import Spool
@@ -158,6 +159,14 @@ def _report_build(metrics: PipelineMetrics, parts: _StageParts, role: Role) -> N
 def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> MatcherService:
     """`reidstream matcher`: the workers' embeddings from Kafka, matched, published by
     `publisher` (which the caller starts and closes)."""
+    m = cfg.matcher
+    plausibility = Plausibility(
+        m.model or model_label(cfg),
+        m.embedding_dim,
+        max_ahead_s=m.max_ahead_s,
+        max_behind_s=m.max_behind_s,
+        norm_tolerance=m.norm_tolerance,
+    )
     return MatcherService(
         cfg.kafka.client_options(),
         cfg.kafka.embeddings_topic,
@@ -165,6 +174,8 @@ def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> Matche
         build_matcher(cfg),
         publisher,
         METRICS,
+        plausibility=plausibility,
+        dead_letter_topic=cfg.kafka.dead_letter_topic,
         max_poll_interval_ms=cfg.kafka.max_poll_interval_ms,
     )
 

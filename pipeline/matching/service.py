@@ -4,13 +4,17 @@
     reidstream worker ...                                      ├─▶ kafka.embeddings_topic
                                                                ▼
     MatcherService: KafkaConsumer (group kafka.group_id, manual commits)
-      poll ─▶ decode + drop duplicates (event_id) ─▶ Matcher (embeddings; tracklet ends, in
-        their order per camera) ─▶ IdentityLinks
-        ─▶ Publisher (Kafka through the spool; JSONL) ─▶ wait until every link is delivered
-        ─▶ commit the offsets of the polled embeddings
+      poll ─▶ decode, check (JSON Schema, then `Plausibility`: model, values, times)
+        ├─ unusable ─▶ Rejects: counted by reason, logged, copied to kafka.dead_letter_topic
+        └─▶ drop duplicates (event_id) ─▶ Matcher (embeddings; tracklet ends, in their order
+            per camera) ─▶ IdentityLinks
+        ─▶ Publisher (Kafka through the spool; JSONL) ─▶ wait until every link (and every
+           dead-letter copy) is delivered
+        ─▶ commit the offsets of the polled records, rejected ones included
     so an embedding's offset is committed only after the links it produced are acknowledged: a
     matcher that dies in between reads those embeddings again (at-least-once; the links it then
-    makes again have new event ids only if its decisions differ).
+    makes again have new event ids only if its decisions differ). No record stops the service: one
+it cannot use is skipped and committed past like the others (`pipeline.messages.rejects`).
 
 Kafka does the distribution (consumer groups, partitions, committed offsets); nothing is
 coordinated here. The gallery lives in the matcher's memory: one matcher must see every camera
@@ -26,15 +30,19 @@ import time
 from typing import Any
 
 from pipeline.matching.matcher import Matcher, match_in_order
+from pipeline.matching.plausibility import Plausibility
 from pipeline.messages.consumer import Seen, manual_commit_options
 from pipeline.messages.encoding import (
     CLOSED_SCHEMA,
+    EMBEDDING_SCHEMA,
     MessageError,
     closed_from_dict,
     decode,
     embedding_from_dict,
     link_message,
+    validate,
 )
+from pipeline.messages.rejects import DeadLetters, Rejects
 from pipeline.messages.sinks import Publisher
 from pipeline.messages.types import ClipEmbedding, TrackletClosed
 from pipeline.monitoring.metrics import PipelineMetrics
@@ -57,7 +65,9 @@ class MatcherService:
         group_id: The matchers' consumer group.
         matcher: The gallery.
         publisher: Where links go; its Kafka sink must already be started.
-        metrics: Stage metrics ("match", "publish") and the gallery size.
+        metrics: Stage metrics ("match", "publish"), the gallery size and the rejected records.
+        plausibility: What a record must be, beyond its schema, to be matched.
+        dead_letter_topic: Where rejected records are copied; None keeps no copy.
         max_poll_interval_ms: The group's rebalance timeout.
         delivery_timeout_s: How long one batch's links may take to be acknowledged before the
             service logs it and keeps waiting (offsets stay uncommitted meanwhile).
@@ -72,13 +82,17 @@ class MatcherService:
         publisher: Publisher,
         metrics: PipelineMetrics,
         *,
+        plausibility: Plausibility,
+        dead_letter_topic: str | None = None,
         max_poll_interval_ms: int = 300_000,
         delivery_timeout_s: float = 30.0,
     ) -> None:
         from kafka import KafkaConsumer
 
         self.topic, self.matcher, self.publisher, self.metrics = topic, matcher, publisher, metrics
-        self.delivery_timeout_s = delivery_timeout_s
+        self.delivery_timeout_s, self.plausibility = delivery_timeout_s, plausibility
+        dead_letters = DeadLetters(client_options, dead_letter_topic) if dead_letter_topic else None
+        self.rejects = Rejects("matcher", metrics, dead_letters)
         self._consumer = KafkaConsumer(
             **client_options,
             **manual_commit_options(group_id, max_poll_interval_ms),
@@ -87,7 +101,7 @@ class MatcherService:
         self._consumer.subscribe([topic])
         self._stop = threading.Event()
         self._seen = Seen()
-        self.embeddings = self.links = self.invalid = self.duplicates = 0
+        self.embeddings = self.links = self.duplicates = 0
         self.committed_batches = 0
         self._warned_partial = False
 
@@ -109,8 +123,14 @@ class MatcherService:
                 break  # stopping with links undelivered: leave the offsets uncommitted
             self._commit()
 
+    @property
+    def invalid(self) -> int:
+        """Records rejected so far (`rejects.counts` has them by reason)."""
+        return self.rejects.total
+
     def close(self) -> None:
         self._consumer.close()
+        self.rejects.close()
 
     def health(self) -> dict[str, Any]:
         assigned = sorted(tp.partition for tp in self._consumer.assignment())
@@ -122,43 +142,61 @@ class MatcherService:
             "embeddings": self.embeddings,
             "links": self.links,
             "invalid": self.invalid,
+            "rejected": {reason: n for reason, n in self.rejects.counts.items() if n},
             "duplicates": self.duplicates,
             "identities": self.matcher.identities,
             "sinks": self.publisher.state(),
         }
 
     def _decode(self, batches: dict) -> list[ClipEmbedding | TrackletClosed]:
+        """The usable, new items of a poll; the others are rejected (see `_read`)."""
+        clock = max(self.matcher.now, time.time())
         out: list[ClipEmbedding | TrackletClosed] = []
         for records in batches.values():
             for record in records:
                 try:
-                    document = decode(record.value)
-                    if document["schema"] == CLOSED_SCHEMA:
-                        item: ClipEmbedding | TrackletClosed = closed_from_dict(document)
-                    else:
-                        item = embedding_from_dict(document)
+                    event_id, item = self._read(record.value, clock)
                 except MessageError as e:
-                    self.invalid += 1
-                    self.metrics.stage_errors.labels(stage="match").inc()
-                    log.warning(
-                        "matcher: skipping an invalid message at %s[%d]@%d: %s",
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        e,
-                    )
+                    self.rejects.reject(record, e)
                     continue
-                if self._seen.add(document["event_id"]):
+                if self._seen.add(event_id):
                     out.append(item)
                 else:
                     self.duplicates += 1
         return out
 
+    def _read(
+        self, value: bytes | None, clock: float
+    ) -> tuple[str, ClipEmbedding | TrackletClosed]:
+        """(event id, item) of one record's value.
+
+        Raises:
+            MessageError: Not a tracklet embedding or end that follows its JSON Schema, or one
+                that is implausible at `clock`; its reason says which.
+        """
+        document = decode(value)
+        validate(document)
+        if document["schema"] == CLOSED_SCHEMA:
+            item: ClipEmbedding | TrackletClosed = closed_from_dict(document)
+        elif document["schema"] == EMBEDDING_SCHEMA:
+            item = embedding_from_dict(document)
+        else:
+            raise MessageError(
+                f"a {document['schema']} document on the embeddings topic", reason="schema"
+            )
+        self.plausibility.check(item, clock)
+        if isinstance(item, ClipEmbedding) and not self.matcher.compatible(item):
+            raise MessageError(
+                f"embedding of model {item.model!r} ({item.embedding.size}-d): the gallery "
+                f"holds {self.matcher.model!r} ({self.matcher.dim}-d)",
+                reason="wrong_model",
+            )
+        return document["event_id"], item
+
     def _match(self, items: list[ClipEmbedding | TrackletClosed]) -> None:
         # In capture-time order across cameras; a stable sort keeps each tracklet's end after
         # its last embedding (its last_seen is at least that clip's end).
         items = sorted(items, key=_capture_time)
-        items = self._drop_foreign(items)
         start = time.perf_counter()
         links = match_in_order(self.matcher, items)
         self.metrics.stage_latency.labels(stage="match").observe(time.perf_counter() - start)
@@ -169,35 +207,14 @@ class MatcherService:
         self.publisher.publish([link_message(link, produced_at=now) for link in links])
         self.links += len(links)
 
-    def _drop_foreign(
-        self, items: list[ClipEmbedding | TrackletClosed]
-    ) -> list[ClipEmbedding | TrackletClosed]:
-        """Skips (and counts) embeddings of another model than the gallery's (a worker
-        configured with another model), which cannot be compared with it."""
-        embeddings = [i for i in items if isinstance(i, ClipEmbedding)]
-        if not embeddings:
-            return items
-        model = self.matcher.model or embeddings[0].model
-        size = self.matcher.dim or embeddings[0].embedding.size
-        foreign = {id(e) for e in embeddings if (e.model, e.embedding.size) != (model, size)}
-        if foreign:
-            self.invalid += len(foreign)
-            self.metrics.stage_errors.labels(stage="match").inc()
-            log.error(
-                "matcher: %d embeddings skipped: not of the gallery's model %r (%d-d)",
-                len(foreign),
-                model,
-                size,
-            )
-        return [i for i in items if id(i) not in foreign]
-
     def _deliver(self) -> bool:
-        """Waits until every link so far is delivered (what makes the commit safe); False if
-        asked to stop first."""
-        while not self.publisher.flush(self.delivery_timeout_s):
+        """Waits until every link and dead-letter copy so far is delivered (what makes the
+        commit safe); False if asked to stop first."""
+        timeout = self.delivery_timeout_s
+        while not (self.publisher.flush(timeout) and self.rejects.flush(timeout)):
             log.warning(
-                "matcher: links not acknowledged after %.0f s; offsets stay uncommitted "
-                "until they are",
+                "matcher: links or dead letters not acknowledged after %.0f s; offsets stay "
+                "uncommitted until they are",
                 self.delivery_timeout_s,
             )
             if self._stop.is_set():

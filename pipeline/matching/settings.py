@@ -131,7 +131,60 @@ class MatcherConfig:
         },
     )
 
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model name `reidstream matcher` accepts embeddings of, as the workers stamp "
+            "it (e.g. 'ap3d_osnet:site.onnx'); any other is rejected (reason wrong_model). "
+            "Default: the model the reid section names, which workers sharing this configuration "
+            "run. Never taken from the first message, which anyone can send.",
+        },
+    )
+    embedding_dim: int | None = field(
+        default=None,
+        metadata={
+            "ge": 1,
+            "help": "Embedding size `reidstream matcher` accepts (others: wrong_model). Default: "
+            "the size of the first embedding of `model` (logged); set it to pin it.",
+        },
+    )
+    max_ahead_s: float = field(
+        default=120.0,
+        metadata={
+            "gt": 0.0,
+            "help": "`reidstream matcher` rejects a record whose capture times run more than "
+            "this ahead of its clock (the later of the wall clock and the newest capture time "
+            "matched; reason implausible_time): one far in the future would expire the whole "
+            "gallery. Keep it well below ttl_s; raise it for workers replaying files fast "
+            "(replay: fast), whose times run ahead of the wall clock.",
+        },
+    )
+    max_behind_s: float = field(
+        default=604_800.0,
+        metadata={
+            "gt": 0.0,
+            "help": "`reidstream matcher` rejects a record whose capture times lie more than "
+            "this behind its clock (implausible_time), e.g. 0 or negative. Default: 7 days, "
+            "Kafka's default retention, so a topic can be read again from its start.",
+        },
+    )
+    norm_tolerance: float = field(
+        default=0.01,
+        metadata={
+            "gt": 0.0,
+            "le": 1.0,
+            "help": "Workers send unit-length embeddings; `reidstream matcher` rejects one whose "
+            "length differs from 1 by more than this (implausible_value), such as a 1e20 "
+            "vector, which would otherwise become a zero identity.",
+        },
+    )
+
     def __post_init__(self) -> None:
+        if self.max_ahead_s >= self.ttl_s:
+            raise ValueError(
+                f"max_ahead_s = {self.max_ahead_s} must be less than ttl_s = {self.ttl_s}: a "
+                f"record that far ahead would expire the gallery"
+            )
         for group in self.overlapping_cameras:
             if len(group) < 2:
                 raise ValueError(

@@ -72,6 +72,16 @@ class KafkaConfig:
             "links they produced are acknowledged).",
         },
     )
+    dead_letter_topic: str | None = field(
+        default=None,
+        metadata={
+            "pattern": _TOPIC,
+            "help": "Topic `reidstream matcher` copies each record it rejects to (its key and "
+            "value as they came, the reason in the header reidstream.reject.reason); default: "
+            "none, rejected records are only counted and logged. Offsets are committed past "
+            "them only once the copies are acknowledged.",
+        },
+    )
     max_poll_interval_ms: int = field(
         default=300_000,
         metadata={

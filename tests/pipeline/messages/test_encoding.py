@@ -114,8 +114,48 @@ def test_bad_bodies_are_message_errors():
     nan = np.full(64, np.nan, np.float32).tobytes()
     import base64
 
-    with pytest.raises(MessageError, match="finite"):
+    with pytest.raises(MessageError, match="finite") as caught:
         embedding_from_dict(document | {"embedding": base64.b64encode(nan).decode()})
+    assert caught.value.reason == "implausible_value"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "tombstone"),
+        (b"\xff{", "undecodable"),
+        (b'{"schema": ', "undecodable"),
+        (b"[1, 2]", "undecodable"),
+        (b'{"schema": "other/1"}', "schema"),
+        (b'{"schema": "reidstream.tracklet_closed/1", "last_seen": NaN}', "implausible_value"),
+        (
+            b'{"schema": "reidstream.tracklet_closed/1", "last_seen": -Infinity}',
+            "implausible_value",
+        ),
+    ],
+)
+def test_a_body_that_cannot_be_decoded_says_why(value, reason):
+    with pytest.raises(MessageError) as caught:
+        decode(value)
+    assert caught.value.reason == reason
+
+
+def test_documents_that_break_their_schema_or_contradict_themselves_say_why():
+    document = decode(embedding_message(embedding()).value)
+    for change in ({"event_id": None}, {"track_id": "4"}, {"dim": 1.5}):
+        with pytest.raises(MessageError) as caught:
+            validate(document | change)
+        assert caught.value.reason == "schema", change
+    missing = {k: v for k, v in document.items() if k != "event_id"}
+    with pytest.raises(MessageError, match="event_id") as caught:
+        validate(missing)
+    assert caught.value.reason == "schema"
+    with pytest.raises(MessageError) as caught:
+        embedding_from_dict(document | {"end_time": document["start_time"] - 1})
+    assert caught.value.reason == "invalid"
+    with pytest.raises(MessageError) as caught:
+        link_from_dict(document)
+    assert caught.value.reason == "schema"
 
 
 def test_schemas_ship_in_the_package_and_name_themselves():
