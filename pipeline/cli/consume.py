@@ -1,25 +1,34 @@
 """`reidstream consume`: read the identity links from Kafka, print them or write them.
 
     reidstream consume [--group G] [--latest] [--out links.jsonl] [--json] [--max N]
-                       [--idle-timeout S] [--no-check] [--config FILE] [KEY=VALUE ...]
+                       [--idle-timeout S] [--no-check] [--dead-letter-topic T]
+                       [--config FILE] [KEY=VALUE ...]
 
 The reference consumer (`pipeline.messages.consumer.LinkConsumer`): duplicates (same event_id)
 are dropped, every document is checked against the reidstream.identity_link/1 JSON Schema, and
 at the end the latest global id of each tracklet is summarised. The topic and the connection
 come from the kafka.* settings. Without --group every partition is read from the oldest link
 kept (--latest: from now on) and nothing is committed; with a group, offsets are committed after
-each batch is printed or written. Stops after --max links, --idle-timeout seconds without a
-link, or SIGINT.
+each batch is printed and written (--out is flushed to disk first): at-least-once, a consumer
+killed in between prints those links again. A record that is not a usable link (a null value,
+not JSON, against the schema) is skipped, counted by reason, logged, copied to
+--dead-letter-topic if given, and committed past. Stops after --max links, --idle-timeout
+seconds without a link, or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli.common import add_config_arguments, handle_signals, load_from_args, setup_logging
+
+if TYPE_CHECKING:
+    from pipeline.messages.consumer import LinkConsumer
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-check", action="store_true", help="skip the JSON Schema check (faster)"
     )
+    parser.add_argument(
+        "--dead-letter-topic",
+        metavar="TOPIC",
+        help="copy records that are not usable links to TOPIC (reason in a header)",
+    )
     add_config_arguments(parser)
 
 
@@ -57,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         group_id=args.group,
         from_beginning=not args.latest,
         check_schema=not args.no_check,
+        max_poll_interval_ms=cfg.kafka.max_poll_interval_ms,
+        dead_letter_topic=args.dead_letter_topic,
     )
     out = args.out.open("a", encoding="utf-8") if args.out else None
     stopped = False
@@ -65,10 +81,18 @@ def run(args: argparse.Namespace) -> int:
         nonlocal stopped
         stopped = True
 
+    def make_durable() -> None:  # before the batch's offsets are committed
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+
     count = 0
     with consumer, handle_signals(request_stop):
         links = consumer.follow(
-            max_links=args.max, idle_timeout_s=args.idle_timeout, stop=lambda: stopped
+            max_links=args.max,
+            idle_timeout_s=args.idle_timeout,
+            stop=lambda: stopped,
+            on_batch=make_durable,
         )
         for received in links:
             document = json.dumps(received.document, separators=(",", ":"))
@@ -76,11 +100,15 @@ def run(args: argparse.Namespace) -> int:
                 out.write(document + "\n")
             print(document if args.json else describe_link(received.link), flush=True)
             count += 1
-        print(
-            f"{count} links ({consumer.duplicates} duplicates dropped, {consumer.invalid} "
-            f"invalid); {consumer.summary()}",
-            file=sys.stderr,
-        )
+        print(_summary(count, consumer), file=sys.stderr)
     if out is not None:
         out.close()
     return 0
+
+
+def _summary(count: int, consumer: LinkConsumer) -> str:
+    rejected = ", ".join(f"{n} {reason}" for reason, n in consumer.rejects.counts.items() if n)
+    return (
+        f"{count} links ({consumer.duplicates} duplicates dropped, {consumer.invalid} "
+        f"rejected{': ' + rejected if rejected else ''}); {consumer.summary()}"
+    )

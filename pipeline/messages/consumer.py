@@ -3,14 +3,19 @@
     Kafka topic kafka.links_topic (keyed by global id)
       ─▶ KafkaConsumer (a consumer group, or no group: every partition, from the start)
       ─▶ decode + check against the JSON Schema reidstream.identity_link/1
+           unusable (a tombstone, not JSON, breaks the schema) ─▶ Rejects: counted by reason,
+           logged, copied to a dead-letter topic where one is given, and committed past
       ─▶ drop what was seen already (delivery is at-least-once; event_id is deterministic)
       ─▶ Received(link: IdentityLink, document: dict); `latest` keeps the latest link per
          tracklet (a tracklet is linked again as it grows, and may move to another global id)
+      ─▶ the caller handles the links of a poll ─▶ `follow` commits them (with a group)
 
 What a consumer must know, in short: keep the latest link per `tracklet_id`; drop duplicates by
 `event_id`; a `global_id` gathers tracklets of one person on any camera; `new_identity` means no
-other sighting supported it yet. With a group, offsets are committed after the links are
-handed over (at-least-once on the consumer side too).
+other sighting supported it yet. With a group, offsets are committed only after the caller has
+handled the links (at-least-once on the consumer side too): `follow` commits a poll's links when
+the caller asks for the link after them, having first called its `on_batch` (where the caller
+makes its output durable); a consumer that dies in between reads them again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.messages.encoding import MessageError, decode, link_from_dict, validate
+from pipeline.messages.rejects import DeadLetters, Rejects
 from pipeline.messages.types import IdentityLink
+from pipeline.monitoring.metrics import METRICS, PipelineMetrics
 
 __all__ = [
     "LinkConsumer",
@@ -41,10 +48,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Received:
-    """One identity link as received: the typed link and the document it came in."""
+    """One identity link as received: the typed link, the document it came in, and where it
+    was read (partition and offset: what a commit after handling it covers)."""
 
     link: IdentityLink
     document: dict[str, Any]
+    partition: int = -1
+    offset: int = -1
 
 
 class Seen:
@@ -91,6 +101,8 @@ class LinkConsumer:
         check_schema: Check each document against the JSON Schema (slower; on by default).
         max_poll_interval_ms: The group's rebalance timeout; keep it low (2000-3000) against
             Tansu, which completes a join only when it expires.
+        dead_letter_topic: Where records that cannot be used are copied; None keeps no copy.
+        metrics: Where they are counted (`records_rejected{consumer="links"}`).
     """
 
     def __init__(
@@ -102,13 +114,19 @@ class LinkConsumer:
         from_beginning: bool = True,
         check_schema: bool = True,
         max_poll_interval_ms: int = 300_000,
+        dead_letter_topic: str | None = None,
+        metrics: PipelineMetrics = METRICS,
     ) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
         self.topic, self.group_id, self.check_schema = topic, group_id, check_schema
         self.seen = Seen()
         self.latest: dict[str, IdentityLink] = {}
-        self.duplicates = self.invalid = 0
+        self.duplicates = 0
+        dead_letters = DeadLetters(client_options, dead_letter_topic) if dead_letter_topic else None
+        self.rejects = Rejects("links", metrics, dead_letters)
+        self._polled: dict[Any, int] = {}  # TopicPartition -> offset after the last one polled
+        self._partition = TopicPartition
         self._consumer = KafkaConsumer(
             **client_options,
             **manual_commit_options(group_id, max_poll_interval_ms),
@@ -127,8 +145,14 @@ class LinkConsumer:
             self._assigned = set(partitions)
             self._consumer.assign([self._partitions(self.topic, p) for p in sorted(partitions)])
 
+    @property
+    def invalid(self) -> int:
+        """Records rejected so far (`rejects.counts` has them by reason)."""
+        return self.rejects.total
+
     def poll(self, timeout_s: float = 1.0) -> list[Received]:
-        """The new links of one poll, in order per partition, duplicates dropped."""
+        """The new links of one poll, in order per partition, duplicates dropped and records
+        that cannot be used rejected. With a group, `commit` once they are handled."""
         if self.group_id is None:
             self._assign_new_partitions()
             if not self._assigned:
@@ -136,34 +160,65 @@ class LinkConsumer:
                 return []
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
         links = []
-        for records in batches.values():
+        for partition, records in batches.items():
             for record in records:
-                link = self._decode(record.value)
+                link = self._decode(record)
                 if link is not None:
                     links.append(link)
-        if self.group_id is not None and batches:
-            self._consumer.commit()
+            self._polled[partition] = records[-1].offset + 1
         return links
 
-    def _decode(self, value: bytes) -> Received | None:
+    def commit(self, handled: list[Received] | None = None) -> bool:
+        """With a group, commits the links polled so far, or only up to those of `handled`
+        (the links the caller handled when it stops within a poll); records rejected before
+        them are covered too. Copies on the dead-letter topic are waited for first: without
+        them, nothing is committed this time (the next commit tries again). True if
+        committed (or nothing to commit)."""
+        if handled is None:
+            offsets, self._polled = self._polled, {}
+        else:
+            offsets = {self._partition(self.topic, r.partition): r.offset + 1 for r in handled}
+            self._polled = {}
+        if self.group_id is None or not offsets:
+            return True
+        if not self.rejects.flush(10.0):
+            log.warning("dead letters not acknowledged: offsets on %s not committed", self.topic)
+            return False
+        return self._commit(offsets)
+
+    def _commit(self, offsets: dict[Any, int]) -> bool:
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
         try:
-            document = decode(value)
+            self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        except KafkaError as e:  # a rebalance or an outage: those links come again
+            log.warning(
+                "committing offsets on %s failed (%r); links will come again", self.topic, e
+            )
+            return False
+        return True
+
+    def _decode(self, record: Any) -> Received | None:
+        try:
+            document = decode(record.value)
             if self.check_schema:
                 validate(document)
+            elif not isinstance(document.get("event_id"), str):
+                raise MessageError("no event_id", reason="schema")
             link = link_from_dict(document)
         except MessageError as e:
-            self.invalid += 1
-            log.warning("skipping an invalid message on %s: %s", self.topic, e)
+            self.rejects.reject(record, e)
             return None
         if not self.seen.add(document["event_id"]):
             self.duplicates += 1
             return None
         self.latest[link.tracklet_id] = link
-        return Received(link, document)
+        return Received(link, document, record.partition, record.offset)
 
     def __iter__(self) -> Iterator[Received]:
-        while True:
-            yield from self.poll()
+        """Every link, for ever; with a group, committed as `follow` does."""
+        return self.follow()
 
     def follow(
         self,
@@ -172,19 +227,29 @@ class LinkConsumer:
         idle_timeout_s: float | None = None,
         stop: Callable[[], bool] = lambda: False,
         poll_s: float = 0.5,
+        on_batch: Callable[[], None] = lambda: None,
     ) -> Iterator[Received]:
         """The links as they come, until `max_links` were yielded, none came for
-        `idle_timeout_s`, or `stop()` is true (checked between links and polls)."""
+        `idle_timeout_s`, or `stop()` is true (checked between links and polls).
+
+        With a group, the links of a poll are committed once the caller has handled them (it
+        asked for the next link, or stopped the iteration at `max_links` or `stop()`), right
+        after `on_batch()`: where the caller makes what it did durable (flushes a file).
+        """
         count, last = 0, time.monotonic()
         while not stop():
             links = self.poll(poll_s)
             if links:
                 last = time.monotonic()
-            for received in links:
+            for i, received in enumerate(links):
                 yield received
                 count += 1
                 if (max_links is not None and count >= max_links) or stop():
+                    on_batch()
+                    self.commit(links[: i + 1])
                     return
+            on_batch()
+            self.commit()
             if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                 return
 
@@ -201,6 +266,7 @@ class LinkConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+        self.rejects.close()
 
     def __enter__(self) -> LinkConsumer:
         return self
