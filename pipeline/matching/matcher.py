@@ -51,6 +51,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.matching.gallery import FaissCandidates, GalleryRows, import_faiss
+from pipeline.matching.state import GalleryHead, GalleryState, IdentityState, TrackletState
 from pipeline.messages.types import ClipEmbedding, IdentityLink, TrackletClosed
 
 __all__ = ["INDEX_KINDS", "IndexKind", "Matcher", "Transition", "match_in_order"]
@@ -177,6 +178,8 @@ class Matcher:
         self._seen: list[tuple[float, int, str]] = []
         self.model: str | None = None
         self.now = float("-inf")
+        # Tracklets and identities changed since `take_changes` (None: not tracked).
+        self._changed: tuple[set[str], set[str]] | None = None
 
     # ------------------------------------------------------------------------------ queries
 
@@ -292,6 +295,7 @@ class Matcher:
                 tracklet.start_time = min(tracklet.start_time, e.tracklet_start)
                 tracklet.end_time = max(tracklet.end_time, e.end_time)
             touched[key] = tracklet
+        self._note(tracklets=touched)
         for tracklet in touched.values():  # members' new vectors and spans count from now on
             if tracklet.global_id is not None:
                 self._refresh(self._identities[tracklet.global_id])
@@ -424,10 +428,97 @@ class Matcher:
         for event in closed:
             tracklet = self._tracklets.get((event.camera_id, event.tracklet_id))
             if tracklet is not None:  # None: it never produced a clip, or it expired
+                self._note(tracklets=[tracklet.key])
                 tracklet.open = False
                 tracklet.end_time = max(tracklet.end_time, event.last_seen)
                 if tracklet.global_id is not None:
                     self._queue_expiry(self._identities[tracklet.global_id])
+
+    # ------------------------------------------------------------------------ durable state
+
+    def track_changes(self) -> None:
+        """From now on, remember which tracklets and identities change, for `take_changes`."""
+        self._changed = (set(), set())
+
+    def take_changes(self) -> GalleryState:
+        """The tracklets and identities changed since the last call (None for those that are
+        gone) and the gallery's head; empty until `track_changes` is called."""
+        tracklets, identities = self._changed or ((), ())
+        changes = GalleryState(
+            self._head(),
+            {t: self._tracklet_state(t) for t in tracklets},
+            {g: self._identity_state(g) for g in identities},
+        )
+        if self._changed is not None:
+            self._changed = (set(), set())
+        return changes
+
+    def load(self, state: GalleryState) -> None:
+        """Replaces the gallery with `state` (as `take_changes` gave it, folded together).
+
+        Raises:
+            ValueError: The state does not hold together (an identity's member is missing, a
+                tracklet belongs to no identity, the rows are not 0..n-1).
+        """
+        head = state.head
+        self.id_prefix, self._next_id, self.now = head.id_prefix, head.next_id, head.now
+        self.model, self._rows, self._faiss = head.model, None, None
+        if head.dim is not None:
+            self._rows = GalleryRows(head.dim)
+            if self.index == "faiss":  # trained again on the restored gallery when searched
+                self._faiss = FaissCandidates(self._rows, nprobe=self.nprobe)
+        self._tracklets = {
+            (t.camera_id, t.tracklet_id): _tracklet_of(t) for t in state.tracklets.values()
+        }
+        self._identities, self._seen = {}, []
+        identities = sorted(state.identities.values(), key=lambda i: i.slot)
+        if [i.slot for i in identities] != list(range(len(identities))):
+            raise ValueError(f"gallery rows: expected 0..{len(identities) - 1}, got others")
+        for saved in identities:
+            self._load_identity(saved)
+        unowned = [t for t in self._tracklets.values() if t.global_id is None]
+        if unowned:
+            raise ValueError(f"tracklets of no identity: {[t.tracklet_id for t in unowned][:5]}")
+        if self._changed is not None:
+            self._changed = (set(), set())
+
+    def _load_identity(self, saved: IdentityState) -> None:
+        if self._rows is None:
+            raise ValueError(f"identity {saved.global_id}: the gallery has no embedding size")
+        identity = self._identities[saved.global_id] = _Identity(saved.global_id, saved.serial)
+        self._rows.add(saved.global_id)
+        for key in saved.members:
+            tracklet = self._tracklets.get(key)
+            if tracklet is None or tracklet.global_id is not None:
+                raise ValueError(f"identity {saved.global_id}: member {'/'.join(key)} missing")
+            tracklet.global_id = saved.global_id
+            identity.members[key] = tracklet
+        self._refresh(identity)
+
+    def _note(
+        self, *, tracklets: Iterable[tuple[str, str]] = (), identities: Iterable[str] = ()
+    ) -> None:
+        if self._changed is not None:
+            self._changed[0].update(tracklets)
+            self._changed[1].update(identities)
+
+    def _head(self) -> GalleryHead:
+        return GalleryHead(self.id_prefix, self._next_id, self.now, self.model, self.dim)
+
+    def _tracklet_state(self, key: tuple[str, str]) -> TrackletState | None:
+        t = self._tracklets.get(key)
+        if t is None:
+            return None
+        return TrackletState(
+            t.tracklet_id, t.camera_id, t.track_id, t.start_time, t.end_time, t.total, t.open
+        )
+
+    def _identity_state(self, global_id: str) -> IdentityState | None:
+        identity = self._identities.get(global_id)
+        if identity is None or self._rows is None:
+            return None
+        slot = self._rows.slot_of[global_id]
+        return IdentityState(global_id, identity.serial, slot, tuple(identity.members))
 
     # ----------------------------------------------------------------------- bookkeeping
 
@@ -440,6 +531,7 @@ class Matcher:
         return gid
 
     def _move(self, tracklet: _Tracklet, global_id: str) -> None:
+        self._note(tracklets=[tracklet.key])
         if tracklet.global_id is not None:
             old = self._identities[tracklet.global_id]
             del old.members[tracklet.key]
@@ -451,6 +543,7 @@ class Matcher:
 
     def _refresh(self, identity: _Identity) -> None:
         assert self._rows is not None
+        self._note(identities=[identity.global_id])
         if not identity.members:
             self._drop(identity)
             return
@@ -462,6 +555,8 @@ class Matcher:
 
     def _drop(self, identity: _Identity) -> None:
         assert self._rows is not None
+        # The last row moves into the dropped one's place: its identity's slot changes.
+        self._note(identities=[identity.global_id, self._rows.ids[-1]], tracklets=identity.members)
         self._rows.remove(identity.global_id)
         if self._faiss is not None:
             self._faiss.changed(identity.global_id)
@@ -530,6 +625,19 @@ class Matcher:
             end_time=tracklet.end_time,
             similarity=None if similarity is None else float(np.clip(similarity, -1.0, 1.0)),
         )
+
+
+def _tracklet_of(state: TrackletState) -> _Tracklet:
+    total = np.asarray(state.total, np.float32)
+    return _Tracklet(
+        state.tracklet_id,
+        state.camera_id,
+        state.track_id,
+        state.start_time,
+        state.end_time,
+        total,
+        open=state.open,
+    )
 
 
 def match_in_order(

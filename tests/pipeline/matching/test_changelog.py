@@ -1,0 +1,161 @@
+"""The matcher's durable gallery: its changes, the changelog records they make, and a matcher
+rebuilt from them deciding exactly as one that never stopped; then the same on the test broker."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from pipeline.matching.changelog import (
+    CHECKPOINT,
+    ChangelogError,
+    ChangelogFenced,
+    GalleryChangelog,
+    encode_changes,
+    encode_checkpoint,
+    fold,
+)
+from pipeline.matching.matcher import Matcher, match_in_order
+from tests.pipeline.matching.people import people_stream
+
+#: Batches of this many items: small, so that identities are decided across many batches.
+BATCH = 7
+#: Identities expire and the gallery overflows, so that rows move and identities are dropped.
+TIGHT = {"ttl_s": 25.0, "max_identities": 8}
+
+
+def chunks(items: list, size: int = BATCH) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def record_batches(matcher: Matcher, batches: list[list]) -> list[tuple[bytes, bytes | None]]:
+    """Matches `batches`, writing each one's changes and checkpoint as the service does."""
+    records: list[tuple[bytes, bytes | None]] = []
+    for i, batch in enumerate(batches):
+        match_in_order(matcher, batch)
+        changes = matcher.take_changes()
+        records += encode_changes(changes)
+        records.append((CHECKPOINT, encode_checkpoint(changes.head, {("embeddings", 0): i})))
+    return records
+
+
+@pytest.mark.parametrize("limits", [{}, TIGHT], ids=["roomy", "tight"])
+@pytest.mark.parametrize("cut", [1, 9, 30])
+def test_a_restored_matcher_decides_as_one_that_never_stopped(cut, limits):
+    batches = chunks(people_stream())
+    whole = Matcher(threshold=0.5, id_prefix="g", **limits)
+    expected = [match_in_order(whole, batch) for batch in batches]
+
+    first = Matcher(threshold=0.5, id_prefix="g", **limits)
+    first.track_changes()
+    restored, repair = fold(record_batches(first, batches[:cut]))
+    assert restored.offsets == {("embeddings", 0): cut - 1} and not repair
+    second = Matcher(threshold=0.5, **limits)  # its own random id prefix, replaced by the state's
+    second.load(restored.state)
+    assert second.identities == first.identities
+    got = [match_in_order(second, batch) for batch in batches[cut:]]
+    assert got == expected[cut:]
+
+    # What the restore saves: a matcher started empty at the cut hands out other ids.
+    fresh = Matcher(threshold=0.5, id_prefix="g", **limits)
+    assert [match_in_order(fresh, batch) for batch in batches[cut:]] != expected[cut:]
+
+
+def test_the_tight_gallery_drops_and_moves_identities():
+    """The `tight` case above is only a test of dropped and moved rows if there are some."""
+    m = Matcher(threshold=0.5, id_prefix="g", **TIGHT)
+    m.track_changes()
+    records = record_batches(m, chunks(people_stream()))
+    tombstones = [k for k, v in records if v is None and k.startswith(b"identity/")]
+    made = {k for k, _ in records if k.startswith(b"identity/")}
+    assert len(tombstones) > 5 and len(made) > m.identities + 5
+
+
+def test_records_after_the_last_checkpoint_are_ignored_and_written_again():
+    m = Matcher(threshold=0.5, id_prefix="g")
+    m.track_changes()
+    batches = chunks(people_stream())
+    records = record_batches(m, batches[:3])
+    kept, _ = fold(records)
+    match_in_order(m, batches[3])
+    unfinished = encode_changes(m.take_changes())  # a batch cut short: no checkpoint
+    restored, repair = fold(records + unfinished)
+    assert restored.ignored == len(unfinished)
+    assert restored.state.head == kept.state.head
+    assert restored.state.identities == kept.state.identities
+    assert restored.state.tracklets.keys() == kept.state.tracklets.keys()
+    # Each key of the unfinished batch is written again with its value as of the checkpoint.
+    assert repair.keys() == {k for k, _ in unfinished}
+    last = dict(records)
+    assert repair == {k: last.get(k) for k in repair}
+    assert None in repair.values() and any(v is not None for v in repair.values())
+
+
+def test_an_empty_changelog_restores_nothing():
+    restored, repair = fold([])
+    assert restored.state is None and restored.offsets == {} and not repair
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        (b"tracklet/cam1.1", b"{not json"),
+        (b"tracklet/cam1.1", b'{"camera_id": "cam1"}'),
+        (b"elsewhere/1", b"{}"),
+    ],
+)
+def test_an_unreadable_record_is_a_clear_error(record):
+    m = Matcher(threshold=0.5, id_prefix="g")
+    m.track_changes()
+    records = record_batches(m, chunks(people_stream())[:2])
+    with pytest.raises(ChangelogError, match=r"record|field"):
+        fold([record, *records])
+
+
+def test_a_state_that_does_not_hold_together_is_refused():
+    m = Matcher(threshold=0.5, id_prefix="g")
+    m.track_changes()
+    records = record_batches(m, chunks(people_stream())[:2])
+    member = next(k for k, v in records if k.startswith(b"tracklet/") and v is not None)
+    restored, _ = fold([*records, (member, None), *records[-1:]])
+    with pytest.raises(ValueError, match="member"):
+        Matcher().load(restored.state)
+
+
+# ------------------------------------------------------------------------------ on the broker
+
+
+@pytest.mark.kafka
+def test_the_changelog_on_the_broker_restores_the_gallery_and_fences_an_older_writer(
+    kafka_broker,
+):
+    options = {"bootstrap_servers": [kafka_broker.bootstrap_servers]}
+    topic, group = f"gallery-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    batches = chunks(people_stream())
+    m = Matcher(threshold=0.5, id_prefix="g")
+    m.track_changes()
+    first = GalleryChangelog(options, topic)
+    try:
+        assert first.start().state is None
+        for i, batch in enumerate(batches[:10]):
+            match_in_order(m, batch)
+            assert first.commit(m.take_changes(), {("embeddings", 0): 10 * i}, group)
+        second = GalleryChangelog(options, topic)  # fences the first
+        try:
+            restored = second.start()
+            match_in_order(m, batches[10])
+            with pytest.raises(ChangelogFenced):
+                first.commit(m.take_changes(), {("embeddings", 0): 100}, group)
+        finally:
+            second.close()
+    finally:
+        first.close()
+    assert restored.offsets == {("embeddings", 0): 90}
+    again = Matcher()
+    again.load(restored.state)
+    assert again.identities == len(restored.state.identities) > 0
+    ids = {link.global_id for link in match_in_order(again, batches[10])}
+    assert ids and all(gid.startswith("g-") for gid in ids)
+    assert np.isfinite(again.now)
