@@ -35,6 +35,7 @@ from detectors import CameraTrackers, Detector, create_detector, create_tracker
 from pipeline.config import ConfigError, dump_config
 from pipeline.demo.recording import GroundTruth, Recorder
 from pipeline.demo.scene import SyntheticSceneSource
+from pipeline.matching.changelog import GalleryChangelog
 from pipeline.matching.matcher import Matcher, Transition
 from pipeline.matching.plausibility import Plausibility
 from pipeline.matching.service import MatcherService
@@ -158,7 +159,12 @@ def _report_build(metrics: PipelineMetrics, parts: _StageParts, role: Role) -> N
 
 def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> MatcherService:
     """`reidstream matcher`: the workers' embeddings from Kafka, matched, published by
-    `publisher` (which the caller starts and closes)."""
+    `publisher` (which the caller starts and closes); its gallery kept in the changelog topic
+    unless `matcher.changelog` is off."""
+    changelog = None
+    if cfg.matcher.changelog:
+        topic = cfg.matcher.changelog_topic or f"{cfg.kafka.group_id}-gallery-changelog"
+        changelog = GalleryChangelog(cfg.kafka.client_options(), topic)
     m = cfg.matcher
     plausibility = Plausibility(
         m.model or model_label(cfg),
@@ -177,6 +183,7 @@ def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> Matche
         plausibility=plausibility,
         dead_letter_topic=cfg.kafka.dead_letter_topic,
         max_poll_interval_ms=cfg.kafka.max_poll_interval_ms,
+        changelog=changelog,
     )
 
 

@@ -34,6 +34,7 @@ EXIT_INTERRUPTED = 130
 USAGE_ERRORS: dict[str, tuple[str, ...]] = {
     "pipeline.config": ("ConfigError",),
     "pipeline.cli.common": ("UsageError",),
+    "pipeline.matching.changelog": ("ChangelogError",),
     "deploy.engines.base": ("EngineError",),
     "detectors.base": ("DetectorError",),
     "detectors.video": ("VideoError",),

@@ -4,7 +4,9 @@
     reidstream matcher --config site.yaml [KEY=VALUE ...]   tracklet embeddings -> identity links
 
 Consumes the workers' tracklet embeddings in consumer group kafka.group_id, commits offsets
-only after the links they produced are acknowledged, and runs until SIGINT/SIGTERM.
+only after the links they produced are acknowledged, and runs until SIGINT/SIGTERM. The gallery
+is read back from its changelog topic first (matcher.changelog); exits 1 when another matcher
+of the site has fenced this one.
 """
 
 from __future__ import annotations
@@ -53,4 +55,7 @@ def run(args: argparse.Namespace) -> int:
         f"{service.matcher.identities} identities, {service.committed_batches} commits, "
         f"{service.invalid} invalid and {service.duplicates} duplicate messages skipped"
     )
+    if service.fenced:
+        print("matcher: stopped: another matcher of this site took over its changelog")
+        return 1
     return 0

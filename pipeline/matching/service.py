@@ -17,9 +17,17 @@
 it cannot use is skipped and committed past like the others (`pipeline.messages.rejects`).
 
 Kafka does the distribution (consumer groups, partitions, committed offsets); nothing is
-coordinated here. The gallery lives in the matcher's memory: one matcher must see every camera
-of a site, so it should hold every partition of the site's embeddings topic (it logs a warning
-when it does not); a restarted matcher starts with an empty gallery.
+coordinated here. One matcher must see every camera of a site, so it should hold every partition
+of the site's embeddings topic (it logs a warning when it does not).
+
+With a changelog (`pipeline.matching.changelog`), the gallery survives the process: before the
+first poll it is read back from the changelog topic, and each partition resumes at the offset
+the restored gallery reflects; the commit step is then one transaction that writes the batch's
+gallery changes and commits its offsets together. A second matcher of the same site (same
+changelog, hence same transactional id) fences the first when it starts: the first fails its
+next commit, logs it and stops (`fenced`), and the consumer group hands its partitions to the
+second, which has restored the gallery as the first last committed it. Without a changelog a
+restarted matcher starts with an empty gallery.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from pipeline.matching.changelog import ChangelogFenced, GalleryChangelog
 from pipeline.matching.matcher import Matcher, match_in_order
 from pipeline.matching.plausibility import Plausibility
 from pipeline.messages.consumer import Seen, manual_commit_options
@@ -71,6 +80,7 @@ class MatcherService:
         max_poll_interval_ms: The group's rebalance timeout.
         delivery_timeout_s: How long one batch's links may take to be acknowledged before the
             service logs it and keeps waiting (offsets stay uncommitted meanwhile).
+        changelog: Where the gallery is kept between runs (None: in memory only).
     """
 
     def __init__(
@@ -86,6 +96,7 @@ class MatcherService:
         dead_letter_topic: str | None = None,
         max_poll_interval_ms: int = 300_000,
         delivery_timeout_s: float = 30.0,
+        changelog: GalleryChangelog | None = None,
     ) -> None:
         from kafka import KafkaConsumer
 
@@ -98,11 +109,20 @@ class MatcherService:
             **manual_commit_options(group_id, max_poll_interval_ms),
             auto_offset_reset="earliest",
         )
-        self._consumer.subscribe([topic])
+        # The next offset of each (topic, partition) that the gallery in memory reflects.
+        self._changelog, self._positions = changelog, {}
+        if changelog is None:
+            self._consumer.subscribe([topic])
+        else:
+            matcher.track_changes()
+            self._consumer.subscribe(
+                [topic], listener=_seek_on_assign(self._consumer, self._positions)
+            )
         self._stop = threading.Event()
         self._seen = Seen()
         self.embeddings = self.links = self.duplicates = 0
         self.committed_batches = 0
+        self.fenced = False
         self._warned_partial = False
 
     def request_stop(self) -> None:
@@ -110,6 +130,8 @@ class MatcherService:
 
     def run(self) -> None:
         """Runs until `request_stop`; the batch in hand is finished and committed first."""
+        if self._changelog is not None:
+            self._restore()
         log.info("matcher: consuming %s", self.topic)
         while not self._stop.is_set():
             batches = self._consumer.poll(timeout_ms=500, max_records=500)
@@ -121,7 +143,7 @@ class MatcherService:
                 self._match(items)
             if not self._deliver():
                 break  # stopping with links undelivered: leave the offsets uncommitted
-            self._commit()
+            self._commit(batches)
 
     @property
     def invalid(self) -> int:
@@ -131,6 +153,8 @@ class MatcherService:
     def close(self) -> None:
         self._consumer.close()
         self.rejects.close()
+        if self._changelog is not None:
+            self._changelog.close()
 
     def health(self) -> dict[str, Any]:
         assigned = sorted(tp.partition for tp in self._consumer.assignment())
@@ -221,9 +245,12 @@ class MatcherService:
                 return False
         return True
 
-    def _commit(self) -> None:
+    def _commit(self, batches: dict) -> None:
         from kafka.errors import KafkaError
 
+        if self._changelog is not None:
+            self._commit_with_changes(batches)
+            return
         try:
             self._consumer.commit()
             self.committed_batches += 1
@@ -247,3 +274,61 @@ class MatcherService:
                 sorted(mine),
                 sorted(every),
             )
+
+    # ------------------------------------------------------------------------- changelog
+
+    def _restore(self) -> None:
+        """Reads the gallery back, and where each partition resumes, before the first poll."""
+        assert self._changelog is not None
+        restored = self._changelog.start()
+        if restored.state is not None:
+            self.matcher.load(restored.state)
+        self._positions.update(restored.offsets)
+        self.metrics.gallery_identities.set(self.matcher.identities)
+        log.info(
+            "matcher: restored %d identities from %s (%d records, %d of an unfinished batch "
+            "ignored) in %.2f s; resuming at %s",
+            self.matcher.identities,
+            self._changelog.topic,
+            restored.records,
+            restored.ignored,
+            restored.seconds,
+            dict(sorted(restored.offsets.items())) or "the group's committed offsets",
+        )
+
+    def _commit_with_changes(self, batches: dict) -> None:
+        """The batch's gallery changes, its checkpoint and its offsets in one transaction."""
+        assert self._changelog is not None
+        for tp, records in batches.items():
+            self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
+        try:
+            done = self._changelog.commit(
+                self.matcher.take_changes(),
+                dict(self._positions),
+                self._consumer.group_metadata(),
+                stopping=self._stop.is_set,
+            )
+        except ChangelogFenced as e:
+            log.error("matcher: %s; stopping", e)
+            self.fenced = True
+            self._stop.set()
+            return
+        self.committed_batches += done
+
+
+def _seek_on_assign(consumer: Any, positions: dict[tuple[str, int], int]) -> Any:
+    """A rebalance listener: each partition assigned resumes where the gallery left it (at the
+    group's committed offset only if the gallery has never seen it)."""
+    from kafka import ConsumerRebalanceListener
+
+    class SeekOnAssign(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            for tp in assigned:
+                offset = positions.get((tp.topic, tp.partition))
+                if offset is not None:
+                    consumer.seek(tp, offset)
+
+    return SeekOnAssign()

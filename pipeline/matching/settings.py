@@ -178,6 +178,24 @@ class MatcherConfig:
             "vector, which would otherwise become a zero identity.",
         },
     )
+    changelog: bool = field(
+        default=True,
+        metadata={
+            "help": "`reidstream matcher` keeps its gallery in a compacted Kafka topic and reads "
+            "it back at start, so that a restarted matcher (or one that replaces it) keeps every "
+            "global id; each batch then commits its gallery changes and its offsets in one "
+            "transaction. Off: the gallery lives in memory only and a restart begins empty.",
+        },
+    )
+    changelog_topic: str = field(
+        default="",
+        metadata={
+            "pattern": r"[A-Za-z0-9._\-]{0,249}",
+            "help": "The changelog topic (and the matcher's transactional id: two matchers with "
+            "the same one fence each other). Empty: '<kafka.group_id>-gallery-changelog'. "
+            "Created compacted with one partition if missing.",
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_ahead_s >= self.ttl_s:
