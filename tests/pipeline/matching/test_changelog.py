@@ -3,10 +3,18 @@ rebuilt from them deciding exactly as one that never stopped; then the same on t
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 from pipeline.matching.changelog import (
     CHECKPOINT,
@@ -18,6 +26,8 @@ from pipeline.matching.changelog import (
     fold,
 )
 from pipeline.matching.matcher import Matcher, match_in_order
+from pipeline.messages.encoding import closed_message, decode, embedding_message
+from pipeline.messages.types import ClipEmbedding
 from tests.pipeline.matching.people import people_stream
 
 #: Batches of this many items: small, so that identities are decided across many batches.
@@ -159,3 +169,139 @@ def test_the_changelog_on_the_broker_restores_the_gallery_and_fences_an_older_wr
     ids = {link.global_id for link in match_in_order(again, batches[10])}
     assert ids and all(gid.startswith("g-") for gid in ids)
     assert np.isfinite(again.now)
+
+
+# ------------------------------------------------------------ kill -9 of `reidstream matcher`
+
+REIDSTREAM = str(Path(sys.executable).with_name("reidstream"))
+
+
+class Site:
+    """One `reidstream matcher` run's topics, group and processes against the test broker."""
+
+    def __init__(self, broker, tmp_path: Path, name: str, embeddings_topic: str) -> None:
+        run_id = uuid.uuid4().hex[:8]
+        self.servers, self.tmp_path, self.name = broker.bootstrap_servers, tmp_path, name
+        self.links_topic, self.group = f"links-{run_id}", f"matcher-{run_id}"
+        self.embeddings = TopicPartition(embeddings_topic, 0)
+        self.config = tmp_path / f"{name}.yaml"
+        self.config.write_text(
+            f"""
+kafka:
+  bootstrap_servers: ["{self.servers}"]
+  links_topic: {self.links_topic}
+  embeddings_topic: {embeddings_topic}
+  group_id: {self.group}
+  max_poll_interval_ms: 2000
+run: {{out_dir: "{tmp_path / name}"}}
+matcher: {{threshold: 0.5}}
+"""
+        )
+        self.log = tmp_path / f"{name}.log"
+
+    def start(self) -> subprocess.Popen:
+        with self.log.open("a") as log:
+            return subprocess.Popen(
+                [REIDSTREAM, "matcher", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def committed(self) -> int:
+        consumer = KafkaConsumer(bootstrap_servers=self.servers, group_id=self.group)
+        try:
+            return consumer.committed(self.embeddings) or 0
+        finally:
+            consumer.close()
+
+    def wait_committed(self, process: subprocess.Popen, at_least: int, timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while (done := self.committed()) < at_least:
+            assert process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (done, self.log.read_text()[-3000:])
+            time.sleep(0.02)
+        return done
+
+    def stop(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, self.log.read_text()[-3000:]
+
+    def links(self) -> set[tuple]:
+        """The links made, each once, with the run's random id prefix taken out of the ids."""
+        documents: dict[str, dict] = {}
+        consumer = KafkaConsumer(
+            self.links_topic, bootstrap_servers=self.servers, auto_offset_reset="earliest"
+        )
+        try:
+            while batch := consumer.poll(timeout_ms=3000):
+                for records in batch.values():
+                    documents.update((d["event_id"], d) for d in map(decode, _values(records)))
+        finally:
+            consumer.close()
+        prefixes = {d["global_id"].rsplit("-", 1)[0] for d in documents.values()}
+        assert len(prefixes) == 1, prefixes  # a restored matcher goes on with the same prefix
+        return {
+            (d["global_id"].rsplit("-", 1)[1], d["tracklet_id"], d["end_time"], d["similarity"])
+            for d in documents.values()
+        }
+
+
+def _values(records) -> list[bytes]:
+    return [r.value for r in records]
+
+
+@pytest.fixture
+def embeddings_topic(kafka_broker) -> tuple[str, int]:
+    """A one-partition topic holding a deterministic stream of ~3000 embeddings and ends."""
+    name = f"embeddings-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        admin.close()
+    items = people_stream(seed=3, people=60, visits=12, dim=512)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    for item in items:
+        encode = embedding_message if isinstance(item, ClipEmbedding) else closed_message
+        message = encode(item, produced_at=0.0)
+        producer.send(name, key=message.key.encode(), value=message.value)
+    producer.flush()
+    producer.close()
+    return name, len(items)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_matcher_killed_and_restarted_keeps_every_global_id(
+    kafka_broker, tmp_path, embeddings_topic
+):
+    topic, total = embeddings_topic
+    whole = Site(kafka_broker, tmp_path, "whole", topic)
+    process = whole.start()
+    try:
+        whole.wait_committed(process, total, timeout_s=180)
+        whole.stop(process)
+    finally:
+        process.kill()
+
+    killed = Site(kafka_broker, tmp_path, "killed", topic)
+    process = killed.start()
+    try:
+        killed.wait_committed(process, 1, timeout_s=120)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        at_kill = killed.committed()
+        process = killed.start()
+        killed.wait_committed(process, total, timeout_s=180)
+        killed.stop(process)
+    finally:
+        process.kill()
+    log = killed.log.read_text()
+    print(f"killed at offset {at_kill} of {total}; {log.count('restored')} restores")
+    assert 0 < at_kill < total  # killed mid-run, with a gallery to restore
+    restored = re.findall(r"restored (\d+) identities", log)
+    assert len(restored) == 2 and restored[0] == "0" and int(restored[1]) > 0, log[-3000:]
+
+    made, remade = whole.links(), killed.links()
+    assert len(made) > 1000
+    assert remade == made
