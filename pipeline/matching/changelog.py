@@ -221,13 +221,14 @@ class GalleryChangelog:
         client_options: kafka-python connection settings (`KafkaConfig.client_options`).
         topic: The changelog topic; also the producer's `transactional.id`, so that one
             changelog has one writer.
-        retry_s: Pause between attempts of a batch's transaction that failed.
     """
 
-    def __init__(self, client_options: dict[str, Any], topic: str, *, retry_s: float = 1.0):
-        self.client_options, self.topic, self.retry_s = client_options, topic, retry_s
+    def __init__(self, client_options: dict[str, Any], topic: str) -> None:
+        self.client_options, self.topic = client_options, topic
         self._producer: Any = None
-        self._repair: dict[bytes, bytes | None] = {}
+        # Records not yet in a committed transaction: the keys to write again after a restore,
+        # and the changes of batches whose transaction failed.
+        self._unwritten: dict[bytes, bytes | None] = {}
 
     def start(self) -> Restored:
         """Creates the topic if missing, fences any older writer, and reads the gallery back.
@@ -243,39 +244,37 @@ class GalleryChangelog:
         )
         self._producer.init_transactions()  # aborts a dead writer's open transaction
         began = time.perf_counter()
-        restored, self._repair = fold(self._read())
+        restored, self._unwritten = fold(self._read())
         restored.seconds = time.perf_counter() - began
         return restored
 
     def commit(
-        self,
-        changes: GalleryState,
-        offsets: dict[tuple[str, int], int],
-        group_metadata: Any,
-        *,
-        stopping: Any = lambda: False,
+        self, changes: GalleryState, offsets: dict[tuple[str, int], int], group_metadata: Any
     ) -> bool:
         """Writes `changes` and the checkpoint and commits `offsets` to the group, in one
-        transaction; retries until it succeeds, or `stopping()` is true (False then).
+        transaction. False if it failed (a broker outage, a rebalance): the changes then go with
+        the next batch's transaction, and until one succeeds a restart resumes at the last one.
 
         Raises:
             ChangelogFenced: Another matcher took the transactional id.
         """
-        records = [*self._repair.items(), *encode_changes(changes)]
+        self._unwritten.update(encode_changes(changes))
         checkpoint = encode_checkpoint(changes.head, offsets)
-        while True:
-            try:
-                self._transaction(records, checkpoint, offsets, group_metadata)
-                self._repair = {}
-                return True
-            except ChangelogFenced:
-                raise
-            except Exception as e:  # kafka-python raises KafkaError and plain timeouts alike
-                log.warning("changelog %s: transaction failed (%r); retrying", self.topic, e)
-                self._abort()
-            if stopping():
-                return False
-            time.sleep(self.retry_s)
+        try:
+            self._transaction(list(self._unwritten.items()), checkpoint, offsets, group_metadata)
+        except ChangelogFenced:
+            raise
+        except Exception as e:  # kafka-python raises KafkaError and plain timeouts alike
+            log.warning(
+                "changelog %s: transaction failed (%r); its %d records go with the next batch",
+                self.topic,
+                e,
+                len(self._unwritten),
+            )
+            self._abort()
+            return False
+        self._unwritten = {}
+        return True
 
     def close(self) -> None:
         if self._producer is not None:

@@ -303,10 +303,7 @@ class MatcherService:
             self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
         try:
             done = self._changelog.commit(
-                self.matcher.take_changes(),
-                dict(self._positions),
-                self._consumer.group_metadata(),
-                stopping=self._stop.is_set,
+                self.matcher.take_changes(), dict(self._positions), self._consumer.group_metadata()
             )
         except ChangelogFenced as e:
             log.error("matcher: %s; stopping", e)

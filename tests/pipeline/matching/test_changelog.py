@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import KafkaTimeoutError
 
 from pipeline.matching.changelog import (
     CHECKPOINT,
@@ -305,3 +306,39 @@ def test_a_matcher_killed_and_restarted_keeps_every_global_id(
     made, remade = whole.links(), killed.links()
     assert len(made) > 1000
     assert remade == made
+
+
+@pytest.mark.kafka
+def test_the_changes_of_a_failed_transaction_go_with_the_next_one(kafka_broker, monkeypatch):
+    options = {"bootstrap_servers": [kafka_broker.bootstrap_servers]}
+    topic, group = f"gallery-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    batches = chunks(people_stream())
+    m = Matcher(threshold=0.5, id_prefix="g")
+    m.track_changes()
+    changelog = GalleryChangelog(options, topic)
+    try:
+        changelog.start()
+        match_in_order(m, batches[0])
+        transaction = changelog._transaction
+
+        def outage(*args):
+            raise KafkaTimeoutError("broker unreachable")
+
+        monkeypatch.setattr(changelog, "_transaction", outage)
+        assert not changelog.commit(m.take_changes(), {("embeddings", 0): 7}, group)
+        monkeypatch.setattr(changelog, "_transaction", transaction)
+        match_in_order(m, batches[1])
+        assert changelog.commit(m.take_changes(), {("embeddings", 0): 14}, group)
+    finally:
+        changelog.close()
+    again = GalleryChangelog(options, topic)
+    try:
+        restored = again.start()
+    finally:
+        again.close()
+    assert restored.offsets == {("embeddings", 0): 14}
+    restored_matcher = Matcher()
+    restored_matcher.load(restored.state)
+    assert restored_matcher.identities == m.identities
+    later = batches[2]
+    assert match_in_order(restored_matcher, later) == match_in_order(m, later)
