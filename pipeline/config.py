@@ -72,6 +72,28 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: PyYAML follows YAML 1.1, where
+    `3e-5` and `4.0e9` (no dot, or no sign in the exponent) are strings, not floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def _safe_load(text: str) -> Any:
+    """YAML text as plain data (no tags that build objects), numbers as in YAML 1.2."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: builds no objects
+
+
 _NONE_TEXT = frozenset({"", "null", "none", "~"})
 #: The keys a leaf's `metadata` may hold (see the module docstring).
 LEAF_METADATA = frozenset({"help", "ge", "gt", "le", "lt", "pattern", "port", "secret"})
@@ -216,7 +238,7 @@ def _assign(
     leaf_type = _schema(cls)[parts[-1]]
     if _is_section(leaf_type):
         try:
-            mapping = yaml.safe_load(text)
+            mapping = _safe_load(text)
         except yaml.YAMLError as e:
             errors.append(f"{key} = {text!r} (from {source}): not valid YAML ({e})")
             return
@@ -251,7 +273,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as e:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from e
     try:
-        return yaml.safe_load(text)
+        return _safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
 
@@ -323,7 +345,7 @@ def _parse_text(text: str, tp: Any) -> Any:
         item_type = args[0] if args else Any
         return [_parse_text(part.strip(), item_type) for part in text.split(",") if part.strip()]
     try:
-        return yaml.safe_load(text)
+        return _safe_load(text)
     except yaml.YAMLError as e:
         raise _Invalid(f"not valid YAML ({e.__class__.__name__})") from e
 

@@ -2,7 +2,8 @@
 
     GalleryState
       head          id prefix, next id number, stream time, model and embedding size
-      tracklets     (camera id, tracklet id) -> TrackletState (running sum of its unit clip vectors, span, open)
+      tracklets     (camera id, tracklet id) -> TrackletState (running sum of its unit clip
+                    vectors, span, open)
       identities    global id -> IdentityState (serial, row of the matrix, members in join order)
 
 `Matcher.take_changes` returns the tracklets and identities that changed since its last call
@@ -43,7 +44,8 @@ class TrackletState:
 @dataclass(frozen=True)
 class IdentityState:
     """One global identity: its creation serial, its row of the gallery matrix and its member
-    tracklets, (camera id, tracklet id), in the order they joined (the order their vectors are summed in)."""
+    tracklets, (camera id, tracklet id), in the order they joined (the order their vectors are
+    summed in)."""
 
     global_id: str
     serial: int

@@ -74,6 +74,15 @@ def test_layers_override_in_order(tmp_path):
     assert cfg.engine.batching.max_wait_ms == 20.0  # untouched default
 
 
+def test_numbers_read_as_yaml_1_2_does(tmp_path):
+    # PyYAML alone (YAML 1.1) reads 5e-1 and 2e1 as strings; everywhere else they are numbers.
+    path = tmp_path / "c.yaml"
+    path.write_text("threshold: 5e-1\nengine: {batching: {max_wait_ms: 2e1}}\ntopic: 1e3x\n")
+    cfg = load_config(Schema, path=path, environ={}, overrides=["engine.batching.max_batch=8"])
+    assert (cfg.threshold, cfg.engine.batching.max_wait_ms, cfg.topic) == (0.5, 20.0, "1e3x")
+    assert load_config(Schema, environ={}, overrides=["threshold=-25E-3"]).threshold == -0.025
+
+
 def test_a_document_in_memory_is_the_file_layer(tmp_path):
     document = {"threshold": 0.1, "engine": {"name": "onnxruntime", "input_size": [64, 32]}}
     path = tmp_path / "c.yaml"

@@ -1,8 +1,9 @@
 """A deterministic stream of tracklet embeddings: people walking from camera to camera.
 
 Each person has a direction in embedding space; each visit to a camera is one tracklet whose
-clips (one a second) are that direction plus noise, followed by the tracklet's end. People come
-back to cameras they were seen on, so a gallery that forgets them hands out new global ids.
+clips (one a second) are that direction plus noise, normalised, followed by the tracklet's end.
+People come back to cameras they were seen on, so a gallery that forgets them hands out new
+global ids.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def people_stream(
             tracklet = f"cam{camera}.{track}"
             for c in range(clips):
                 vector = directions[person] + noise * rng.standard_normal(dim)
+                vector /= np.linalg.norm(vector)  # unit length, as workers send them
                 clip = ClipEmbedding(
                     camera_id=f"cam{camera}",
                     track_id=track,

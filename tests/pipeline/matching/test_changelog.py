@@ -29,7 +29,7 @@ from pipeline.matching.changelog import (
 from pipeline.matching.matcher import Matcher, match_in_order
 from pipeline.messages.encoding import closed_message, decode, embedding_message
 from pipeline.messages.types import ClipEmbedding
-from tests.pipeline.matching.people import people_stream
+from tests.pipeline.matching.people import MODEL, people_stream
 
 #: Batches of this many items: small, so that identities are decided across many batches.
 BATCH = 7
@@ -195,7 +195,7 @@ kafka:
   group_id: {self.group}
   max_poll_interval_ms: 2000
 run: {{out_dir: "{tmp_path / name}"}}
-matcher: {{threshold: 0.5}}
+matcher: {{threshold: 0.5, model: {MODEL}, max_behind_s: 4e9}}  # times count from 0
 """
         )
         self.log = tmp_path / f"{name}.log"

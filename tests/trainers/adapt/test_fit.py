@@ -139,6 +139,7 @@ def test_config_rejects_an_unknown_model():
     with pytest.raises(ValueError, match="model = 'nope'"):
         dataclasses.replace(AdaptConfig(), model="nope")
 
+
 def test_training_only_the_new_layers_keeps_the_teachers_weights(tmp_path, osnet_teacher):
     store = _site(tmp_path / "site")
     result = adapt(_cfg(epochs=1, train_layers="new"), store, tmp_path / "out",
