@@ -9,14 +9,11 @@ turns images into `Detections` and `Detections` into tracked `Detections`.
 
 from __future__ import annotations
 
-import os
-
-# Ultralytics checks the network and downloads missing weights and fonts on demand; reidstream
-# loads only the weights it is given. Set before any `ultralytics` import; an explicit setting wins.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-
-# The backends register themselves in `detectors.registry` when imported.
-from detectors import hog, onnx_yolo, trackers, ultralytics_yolo  # noqa: F401
+# The backends register themselves in `detectors.registry` when imported. Ultralytics checks the
+# network, downloads missing weights and fonts on demand and unpickles .pt files with code
+# execution: `safe_loading` sets YOLO_OFFLINE=1 and its restricted loading (no module here imports
+# `ultralytics` at import time), and every Ultralytics load goes through it.
+from detectors import hog, onnx_yolo, safe_loading, trackers, ultralytics_yolo  # noqa: F401
 from detectors.base import Detector, DetectorError
 from detectors.detections import Detections, check_array
 from detectors.registry import create_detector, create_tracker, list_detectors, list_trackers

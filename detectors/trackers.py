@@ -40,6 +40,7 @@ import yaml
 
 from detectors.detections import Detections
 from detectors.registry import register_tracker
+from detectors.safe_loading import enable_safe_loading
 
 __all__ = [
     "BotSortTracker",
@@ -267,6 +268,8 @@ class BotSortTracker(_UltralyticsTracker):
     def _build(args: SimpleNamespace) -> Any:
         from ultralytics.trackers.bot_sort import BOTSORT
 
+        if args.with_reid:  # Ultralytics loads `reid_model` with YOLO(): restricted, never pickle
+            enable_safe_loading()
         return BOTSORT(args)
 
 

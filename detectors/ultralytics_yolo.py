@@ -5,7 +5,9 @@
            -> Detections (boxes already in frame pixels)
 
 Nothing is downloaded: the path must exist before Ultralytics sees it (a missing ``yolov8n.pt``
-would otherwise be fetched from the network), and `detectors` sets ``YOLO_OFFLINE=1``. The model is
+would otherwise be fetched from the network), and `detectors` sets ``YOLO_OFFLINE=1``. A ``.pt``
+is read in Ultralytics' restricted mode, never unpickled with code execution
+(`detectors.safe_loading`): a file holding anything but model classes is refused. The model is
 run once on a blank frame at construction, so a file that is not a model fails here, with its
 path, rather than on the first camera frame.
 
@@ -29,6 +31,7 @@ import numpy as np
 from detectors.base import Detector, DetectorError, check_frames, check_weights_path
 from detectors.detections import Detections
 from detectors.registry import register_detector
+from detectors.safe_loading import SAFE_FORMATS, load_yolo
 
 __all__ = ["UltralyticsYoloDetector"]
 
@@ -92,22 +95,22 @@ class UltralyticsYoloDetector(Detector):
         logger.info("loaded %s (%s)", self.path, self._predict_args)
 
     def _load(self) -> Any:
-        from ultralytics import YOLO  # imported here: it pulls in torch, seconds of start-up
-
         expected = (
             f"expected an Ultralytics YOLO detection model ({', '.join(SUFFIXES)}) "
             f"saved or exported by Ultralytics"
         )
         try:
-            model = YOLO(str(self.path), task="detect")
+            model = load_yolo(self.path, task="detect")  # imports torch: seconds of start-up
             if model.task != "detect":
                 raise DetectorError(f"{str(self.path)!r}: a '{model.task}' model; {expected}")
             model.predict(np.zeros((64, 64, 3), np.uint8), **self._predict_args)
         except DetectorError:
             raise
         except Exception as e:  # torch.load, ONNX Runtime and TensorRT each raise their own types
+            safe = f"; .pt files load only in the restricted mode, else {SAFE_FORMATS}"
             raise DetectorError(
                 f"{str(self.path)!r}: cannot be loaded ({type(e).__name__}: {e}); {expected}"
+                + (safe if self.path.suffix.lower() == ".pt" else "")
             ) from e
         return model
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from deploy.engines import Engine, NonFiniteEmbedding
 from detectors import CameraTrackers, Detections, Detector, create_tracker
+from detectors.safe_loading import load_yolo
 from pipeline.bench.profiling import Profiler
 from pipeline.stream.queues import FrameBuffer
 from pipeline.stream.sources import CameraState, Source
@@ -198,10 +199,8 @@ class NaiveLoop:
                 log.error("baseline %s frame %d failed: %r", camera, frame.index, e)
 
     def _ultralytics_model(self) -> Any:
-        from ultralytics import YOLO
-
         assert self.ultralytics is not None
-        return YOLO(str(self.ultralytics["model"]), task="detect")
+        return load_yolo(self.ultralytics["model"], task="detect")
 
     def _track(self, model: Any, frame: Frame) -> tuple[int, Detections]:
         """(boxes detected, tracked boxes) of the frame; Ultralytics' `track` reports the

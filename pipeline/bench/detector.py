@@ -35,6 +35,7 @@ from pathlib import Path
 from detectors import create_detector, create_tracker
 from detectors.base import Detector
 from detectors.offline import StageTimes, track_frames
+from detectors.safe_loading import load_yolo
 from detectors.video import VideoReader
 from detectors.yolov5_onnx import adapt_yolov5_onnx
 
@@ -108,9 +109,7 @@ def measure_ours(
 
 def measure_ultralytics_track(video: Path, weights: Path, *, tracker: str, frames: int) -> Row:
     """Ultralytics' own loop: `YOLO(weights).track(video, stream=True)` with its tracker YAML."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights), task="detect")
+    model = load_yolo(weights, task="detect")
     results = model.track(
         str(video),
         stream=True,
