@@ -470,4 +470,4 @@ def build_publisher(cfg: ReidstreamConfig, metrics: PipelineMetrics) -> Publishe
             path = out.jsonl_path or cfg.run.out_dir / "links.jsonl"
             sink = JsonlSink(path, metrics, observe_latency="kafka" not in out.sinks)
         sinks.append(sink)
-    return Publisher(sinks)
+    return Publisher(sinks, metrics=metrics)

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.stop()
-    return 0
+    return 1 if summary.lost else 0
 
 
 def _start_broker(out: Path) -> TansuBroker | None:

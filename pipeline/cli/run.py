@@ -5,7 +5,9 @@
 
 With no camera configured the source is the synthetic scene (synthetic.*). SIGINT or SIGTERM
 stops the cameras; what was read is still processed and delivered (run.shutdown_timeout_s at
-most), then the process exits. A second signal exits at once. The matching side of a worker is
+most), then the process exits: 0, or 1 when anything was lost (`RunSummary.lost`: messages a
+sink's disk still refused at the shutdown deadline, items not processed by then). A second
+signal exits at once. The matching side of a worker is
 `reidstream matcher`.
 """
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     with handle_signals(job.request_stop):
         summary = job.run()
     print_summary(summary)
-    return 0
+    return 1 if summary.lost else 0
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -75,3 +77,5 @@ def print_summary(summary: RunSummary) -> None:
         )
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
+    if summary.lost:
+        print(f"  LOST: {json.dumps(summary.lost)}")

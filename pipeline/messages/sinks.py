@@ -18,23 +18,34 @@ partition, so its messages stay in order); the topics are `kafka.links_topic` an
 
 The client is kafka-python's `KafkaProducer`; the connection, TLS and SASL settings come from
 `KafkaConfig.client_options()`.
+
+A sink's `publish` stores a batch whole or not at all. When the disk refuses a write (full,
+over a file-size limit, I/O error: `is_write_failure`), the `Publisher` keeps the batch and tries
+again with a backoff; meanwhile `Publisher.on_blocked` pauses the intake (the job stops taking
+frames, so live cameras drop theirs, counted) and nothing is lost. Only when the process must
+stop first (`Publisher.abandon`, at shutdown) are the batches it could not store counted as lost
+(`reidstream_messages_lost_total{sink, kind}`, `Publisher.lost`), logged at ERROR, and reported
+in the run's summary and exit status.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.messages.backoff import Backoff
 from pipeline.messages.encoding import Message
-from pipeline.messages.spool import Spool
+from pipeline.messages.spool import Spool, SpoolWriteError
 from pipeline.monitoring.metrics import PipelineMetrics
 
-__all__ = ["JsonlSink", "KafkaSink", "Publisher", "Sink"]
+__all__ = ["JsonlSink", "KafkaSink", "Publisher", "Sink", "is_write_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +57,18 @@ class Sink(Protocol):
     def flush(self, timeout: float) -> bool: ...
     def close(self, timeout: float) -> None: ...
     def state(self) -> dict[str, Any]: ...
+
+
+#: errno values of a write the disk refused; anything else is not retried.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT}
+
+
+def is_write_failure(error: BaseException) -> bool:
+    """Whether `error` is the disk refusing a write (full, over a size limit, I/O error): a
+    condition that can clear, so the batch is kept and retried instead of lost."""
+    return isinstance(error, SpoolWriteError) or (
+        isinstance(error, OSError) and error.errno in _DISK_ERRNOS
+    )
 
 
 def _count_delivered(
@@ -77,18 +100,29 @@ class JsonlSink:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.metrics, self.observe_latency = metrics, observe_latency
-        self._file = self.path.open("ab")
+        self._file = self.path.open("ab", buffering=0)
         self.written = 0
 
     def publish(self, messages: Sequence[Message]) -> None:
-        self._file.write(b"".join(m.value + b"\n" for m in messages))
-        self._file.flush()
+        """Appends the batch whole; a write the disk refuses leaves the file as it was.
+
+        Raises:
+            OSError: The write failed; what part of the batch was written is cut off again.
+        """
+        data = b"".join(m.value + b"\n" for m in messages)
+        end = self._file.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:  # a raw write may take only part (the last bytes below a size limit)
+                view = view[self._file.write(view) :]
+        except OSError:
+            os.ftruncate(self._file.fileno(), end)  # frees space, so it works on a full disk
+            raise
         self.written += len(messages)
         _count_delivered(self.metrics, self.name, messages, latency=self.observe_latency)
 
     def flush(self, timeout: float) -> bool:
-        self._file.flush()
-        return True
+        return True  # unbuffered: every batch is in the file when `publish` returns
 
     def close(self, timeout: float) -> None:
         self._file.close()
@@ -144,6 +178,7 @@ class KafkaSink:
         #: that workers whose broker comes back do not all resend at one instant.
         self._backoff = Backoff(0.5, 10.0)
         self._last_report = 0.0
+        self._unacked: list[int] = []
         self._update_spool_gauges()
 
     # --------------------------------------------------------------------------- interface
@@ -200,19 +235,32 @@ class KafkaSink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pending = self.spool.peek(self.batch)
-            if not pending:
-                self._wake.wait(0.5)
-                self._wake.clear()
-                continue
-            acked, error = self._send(pending)
-            if acked:
-                self.spool.ack([i for i, _ in acked])
-                self._delivered([m for _, m in acked])
-            if error is not None:
-                self._failed(error, len(pending) - len(acked))
+            try:
+                self._round()
+            except Exception as e:  # the spool's disk failing: the sender must outlive it
+                self._spool_failed(e)
                 self._stop.wait(self._backoff.delay(self._failures))
             self._update_spool_gauges()
+
+    def _round(self) -> None:
+        """Acknowledges what the broker has, or sends the oldest spooled batch."""
+        if self._unacked:  # delivered, but the disk refused the deletion: not sent again
+            self.spool.ack(self._unacked)
+            self._unacked = []
+        pending = self.spool.peek(self.batch)
+        if not pending:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            return
+        acked, error = self._send(pending)
+        if acked:
+            self._unacked = [i for i, _ in acked]
+            self._delivered([m for _, m in acked])
+            self.spool.ack(self._unacked)
+            self._unacked = []
+        if error is not None:
+            self._failed(error, len(pending) - len(acked))
+            self._stop.wait(self._backoff.delay(self._failures))
 
     def _send(self, pending: list[tuple[int, Message]]) -> tuple[list, BaseException | None]:
         """Sends a batch in order; returns the acknowledged prefix and the error, if any."""
@@ -283,6 +331,22 @@ class KafkaSink:
             )
         self._close_producer()  # a fresh producer after any failure: new connections, new state
 
+    def _spool_failed(self, error: BaseException) -> None:
+        """The spool could not be read or updated; delivered messages are acknowledged later."""
+        self.metrics.publish_errors.labels(sink=self.name).inc()
+        self._failures += 1
+        self.last_error = repr(error)
+        now = time.monotonic()
+        if self._failures == 1 or now - self._last_report > 30:
+            self._last_report = now
+            log.warning(
+                "kafka sink: the spool %s failed (%r); %d delivered messages wait to be removed "
+                "from it, retrying",
+                self.spool.path,
+                error,
+                len(self._unacked),
+            )
+
     def _close_producer(self) -> None:
         if self._producer is not None:
             try:
@@ -297,12 +361,42 @@ class KafkaSink:
 
 
 class Publisher:
-    """Every configured sink, fed the same messages in the same order."""
+    """Every configured sink, fed the same messages in the same order.
 
-    def __init__(self, sinks: Sequence[Sink]) -> None:
+    A batch a sink's disk refuses is kept and retried (backoff `retry_initial_s`, doubling up to
+    `retry_max_s`) until it is stored or `abandon` is called; `on_blocked(True)` is called when a
+    sink starts failing and `on_blocked(False)` once every sink writes again (the job pauses its
+    intake in between). A batch a sink fails on for any other reason, or one still unstored when
+    `abandon` is called, is lost: counted in `lost` and `reidstream_messages_lost_total`, and
+    logged at ERROR.
+
+    Args:
+        sinks: Where messages go, in order.
+        metrics: Counts write failures and lost messages; None: not counted there.
+        retry_initial_s: First wait after a refused write.
+        retry_max_s: Longest wait between retries.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        metrics: PipelineMetrics | None = None,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
         if not sinks:
             raise ValueError("Publisher: expected at least one sink")
         self.sinks = list(sinks)
+        self.metrics = metrics
+        self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
+        #: Called with True when a sink's disk starts refusing writes, False when it takes them.
+        self.on_blocked: Callable[[bool], None] | None = None
+        #: sink -> message kind -> messages lost.
+        self.lost: dict[str, Counter[str]] = {}
+        #: Sink -> the error that blocks it, while it does.
+        self.blocked: dict[str, str] = {}
+        self._abandon = threading.Event()
 
     def start(self) -> None:
         """Starts the sinks that deliver from a thread of their own (Kafka's sender)."""
@@ -311,8 +405,17 @@ class Publisher:
                 sink.start()
 
     def publish(self, messages: Sequence[Message]) -> None:
+        """Hands `messages` to every sink; returns once each stored them or lost them."""
         for sink in self.sinks:
-            sink.publish(messages)
+            self._publish_to(sink, messages)
+
+    def abandon(self) -> None:
+        """Stops retrying: batches not stored now or later are lost (counted). For shutdown."""
+        self._abandon.set()
+
+    @property
+    def lost_total(self) -> int:
+        return sum(sum(kinds.values()) for kinds in self.lost.values())
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -324,4 +427,65 @@ class Publisher:
             sink.close(max(deadline - time.monotonic(), 0.0))
 
     def state(self) -> dict[str, dict[str, Any]]:
-        return {sink.name: sink.state() for sink in self.sinks}
+        states = {sink.name: sink.state() for sink in self.sinks}
+        for name, error in self.blocked.items():
+            states[name]["blocked"] = error
+        for name, kinds in self.lost.items():
+            states[name]["lost"] = dict(kinds)
+        return states
+
+    # ----------------------------------------------------------------------------- retrying
+
+    def _publish_to(self, sink: Sink, messages: Sequence[Message]) -> None:
+        failures = 0
+        while True:
+            try:
+                sink.publish(messages)
+            except Exception as e:
+                if not is_write_failure(e) or self._abandon.is_set():
+                    self._lose(sink.name, messages, e)
+                    return
+                failures += 1
+                self._refused(sink.name, e, failures)
+                wait = min(self.retry_initial_s * 2 ** min(failures - 1, 20), self.retry_max_s)
+                self._abandon.wait(wait)
+                continue
+            if failures:
+                self._unblocked(sink.name, failures)
+            return
+
+    def _refused(self, sink: str, error: BaseException, failures: int) -> None:
+        if self.metrics is not None:
+            self.metrics.publish_errors.labels(sink=sink).inc()
+        if failures == 1:
+            log.warning(
+                "%s sink: the disk refused a write (%s); intake paused, the batch is kept and "
+                "retried until it is stored",
+                sink,
+                error,
+            )
+            self.blocked[sink] = str(error)
+            if self.on_blocked is not None and len(self.blocked) == 1:
+                self.on_blocked(True)
+
+    def _unblocked(self, sink: str, failures: int) -> None:
+        log.warning(
+            "%s sink: writes succeed again after %d refused; intake resumed", sink, failures
+        )
+        self.blocked.pop(sink, None)
+        if self.on_blocked is not None and not self.blocked:
+            self.on_blocked(False)
+
+    def _lose(self, sink: str, messages: Sequence[Message], error: BaseException) -> None:
+        kinds = Counter(m.kind for m in messages)
+        self.lost.setdefault(sink, Counter()).update(kinds)
+        if self.metrics is not None:
+            for kind, n in kinds.items():
+                self.metrics.messages_lost.labels(sink=sink, kind=kind).inc(n)
+        log.error(
+            "%s sink: %d messages lost (%s), never stored: %s",
+            sink,
+            len(messages),
+            ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+            error,
+        )

@@ -11,18 +11,30 @@ next start in the same folder to send. Order is the order of `append`.
 
 SQLite (the standard library's `sqlite3`) does the durable, ordered, crash-safe part: one table,
 WAL journal, one transaction per batch. One process owns a spool folder.
+
+A write the disk refuses (full: ENOSPC, or over a file-size limit: EFBIG; an I/O error; SQLite's
+"database or disk is full") rolls its transaction back whole and raises `SpoolWriteError`: the
+batch is either stored or not at all, so the caller can retry it without duplicates
+(`pipeline.messages.sinks.Publisher` does, pausing intake meanwhile). Before raising, the spool
+tries to give back the space its write-ahead log holds (a truncating checkpoint), which is often
+what fills a small volume.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.messages.encoding import Message
 
-__all__ = ["Spool", "SpoolFull"]
+__all__ = ["Spool", "SpoolFull", "SpoolWriteError"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -39,6 +51,22 @@ CREATE TABLE IF NOT EXISTS messages (
 
 class SpoolFull(TimeoutError):
     """`append` waited its whole timeout for room in a full spool."""
+
+
+class SpoolWriteError(OSError):
+    """The disk refused a write (full, over a size limit, I/O error); nothing of it was kept."""
+
+
+#: SQLite's primary result codes of a write the disk refused: SQLITE_IOERR, SQLITE_FULL.
+_DISK_ERRORS = {10, 13}
+
+
+def _is_disk_error(error: sqlite3.Error) -> bool:
+    """Whether `error` is the disk refusing a write, not a bug in a statement."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DISK_ERRORS
+    return "disk" in str(error)  # "database or disk is full", "disk I/O error"
 
 
 class Spool:
@@ -85,6 +113,7 @@ class Spool:
 
         Raises:
             SpoolFull: `timeout` passed with the spool still full.
+            SpoolWriteError: The disk refused the write; nothing of the batch was stored.
         """
         if not messages:
             return
@@ -98,13 +127,13 @@ class Spool:
                     f"for {timeout} s"
                 )
             self._check_open()
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany(
+            self._transaction(
+                lambda db: db.executemany(
                     "INSERT INTO messages (kind, key, value, event_id, camera_id, frame_time) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+            )
             self._count += len(rows)
             self._bytes += sum(len(r[2]) for r in rows)
 
@@ -120,24 +149,17 @@ class Spool:
         return [(row[0], Message(row[1], row[2], bytes(row[3]), *row[4:])) for row in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
-        """Removes delivered messages."""
+        """Removes delivered messages.
+
+        Raises:
+            SpoolWriteError: The disk refused the deletion (a WAL journal grows with it too);
+                the messages are still stored.
+        """
         if not ids:
             return
         with self._room:
             self._check_open()
-            count = size = 0
-            with self._db:
-                self._db.execute("BEGIN")
-                for start in range(0, len(ids), 500):  # below SQLite's bound on parameters
-                    chunk = list(ids[start : start + 500])
-                    marks = ",".join("?" * len(chunk))
-                    n, b = self._db.execute(
-                        f"SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM messages "
-                        f"WHERE id IN ({marks})",
-                        chunk,
-                    ).fetchone()
-                    self._db.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk)
-                    count, size = count + n, size + b
+            count, size = self._transaction(lambda db: _delete(db, ids))
             self._count -= count
             self._bytes -= size
             self._room.notify_all()
@@ -150,6 +172,40 @@ class Spool:
                 self._db.close()
             self._room.notify_all()
 
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `body` in one transaction; a write the disk refuses is rolled back whole."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                return body(self._db)
+        except sqlite3.Error as e:
+            if not _is_disk_error(e):
+                raise
+            self._release_journal()
+            raise SpoolWriteError(f"spool {self.path}: {e}") from e
+
+    def _release_journal(self) -> None:
+        """Copies the WAL journal into the database and truncates it, giving its space back."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as e:  # the disk is still full: the caller retries later
+            log.debug("spool %s: checkpoint after a failed write: %r", self.path, e)
+
     def _check_open(self) -> None:
         if self._closed:
             raise OSError(f"spool {self.path} is closed")
+
+
+def _delete(db: sqlite3.Connection, ids: Sequence[int]) -> tuple[int, int]:
+    """Deletes `ids`; returns how many messages and bytes of bodies that removed."""
+    count = size = 0
+    for start in range(0, len(ids), 500):  # below SQLite's bound on parameters
+        chunk = list(ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        n, b = db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM messages WHERE id IN ({marks})",
+            chunk,
+        ).fetchone()
+        db.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk)
+        count, size = count + n, size + b
+    return count, size

@@ -158,6 +158,10 @@ class PipelineMetrics:
         publish_errors: Counter `reidstream_publish_errors_total{sink}`: publish attempts that
             failed (broker unreachable, timeout, broker error); the messages stay in the spool
             and are sent again.
+        messages_lost: Counter `reidstream_messages_lost_total{sink, kind}`: messages (`kind`:
+            link, embedding, closed) a sink never stored: its disk still refused them when the
+            process stopped, or the sink failed otherwise; logged at ERROR, and the run exits
+            non-zero. A refused write is otherwise retried (counted in publish_errors).
         gallery_identities: Gauge `reidstream_gallery_identities`: global identities the matcher
             holds (bounded by matcher.max_identities).
         spool_messages: Gauge `reidstream_spool_messages`: messages kept locally because the
@@ -260,6 +264,11 @@ class PipelineMetrics:
             "reidstream_publish_errors_total",
             "Publish attempts that failed; the message stays in the spool and is retried.",
             sink,
+        )
+        self.messages_lost = self._counter(
+            "reidstream_messages_lost_total",
+            "Messages a sink never stored (its disk still refused them at shutdown, or an error).",
+            ("sink", "kind"),
         )
         self.gallery_identities = self._gauge(
             "reidstream_gallery_identities", "Global identities in the matcher's gallery.", ()

@@ -9,6 +9,11 @@
                   sources stop ─▶ the frames already read go through ─▶ the publisher delivers
                   what it holds (`shutdown_timeout_s` at most; the rest stays in the spool)
 
+While a sink's disk refuses writes the publisher retries the batch and the job pauses its intake
+(the frame buffer holds frames back, so live cameras drop theirs, counted). Whatever is lost
+anyway (messages no sink stored by the shutdown deadline, items the stages had not processed) is
+logged at ERROR and reported in `RunSummary.lost`; `reidstream run` then exits 1.
+
 `pipeline.assemble.build_job` builds one from the configuration; this module reads none of it.
 """
 
@@ -74,6 +79,9 @@ class RunSummary:
     model: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     score: dict[str, Any] | None = None
+    #: What the run lost: "messages" (sink -> kind -> count, never stored) and "unprocessed"
+    #: (stage -> items still waiting at the shutdown deadline); empty when nothing was lost.
+    lost: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +149,13 @@ class Job:
         self._stop = threading.Event()
         self._started = False
         self._finished = False
+        self._unprocessed: dict[str, int] = {}
+        publisher.on_blocked = self._pause_intake
+
+    def _pause_intake(self, paused: bool) -> None:
+        """Stops (or restarts) feeding frames to the detector while a sink cannot write."""
+        log.warning("intake %s", "paused: a sink cannot write" if paused else "resumed")
+        self.buffer.pause(paused)
 
     # ------------------------------------------------------------------------------- running
 
@@ -192,6 +207,10 @@ class Job:
             if limit is not None and time.monotonic() - start >= limit:
                 log.info("run.max_duration_s = %.0f s reached", limit)
                 return "max_duration_s"
+            if self.publisher.blocked and not any(s.alive for s in self.sources):
+                # Nothing more will come in: wait for the disk only as long as a stop would.
+                log.warning("the sources ended while a sink cannot write; draining")
+                return "end of the sources"
         return "end of the sources"
 
     def _drain(self) -> None:
@@ -202,13 +221,7 @@ class Job:
         deadline = time.monotonic() + timeout
         self.stages[-1].join(max(deadline - time.monotonic(), 0.0))
         if self.stages[-1].alive:
-            waiting = {s.name: len(s.inbox) for s in self.stages if len(s.inbox)}
-            log.error(
-                "the stages did not drain within %.0f s (run.shutdown_timeout_s); exiting with "
-                "these items still waiting, which are lost: %s",
-                timeout,
-                waiting,
-            )
+            self._give_up(timeout)
         self.publisher.close(max(deadline - time.monotonic(), 1.0))
         self._finished = True
         if self.server is not None:
@@ -216,6 +229,20 @@ class Job:
         for stage in self.stages:
             if not stage.alive:
                 stage.close()
+
+    def _give_up(self, timeout: float) -> None:
+        """The stages did not drain in time: what sinks still refuse is lost, and counted."""
+        self.publisher.abandon()  # a batch waiting for a full disk is counted lost, not kept
+        self.buffer.pause(False)
+        self.stages[-1].join(5.0)  # the stages now drain quickly, losing (and counting) batches
+        self._unprocessed = {s.name: len(s.inbox) for s in self.stages if len(s.inbox)}
+        if self._unprocessed:
+            log.error(
+                "the stages did not drain within %.0f s (run.shutdown_timeout_s); exiting with "
+                "these items still waiting, which are lost: %s",
+                timeout,
+                self._unprocessed,
+            )
 
     # ------------------------------------------------------------------------------ reporting
 
@@ -268,6 +295,7 @@ class Job:
             clip_len=self.clip_len,
             stride=self.stride,
             model=self.model,
+            lost=self._lost(),
         )
         out_dir = self.limits.out_dir
         for sink in self.publisher.sinks:
@@ -278,6 +306,18 @@ class Job:
             summary.outputs |= outputs
         path = out_dir / "summary.json"
         report = redact_values(json.loads(json.dumps(summary.as_dict(), default=str)))
-        path.write_text(json.dumps(report, indent=1) + "\n")
+        try:
+            path.write_text(json.dumps(report, indent=1) + "\n")
+        except OSError as e:  # the disk that failed the sinks may fail this too
+            log.error("%s could not be written: %s; the run lost: %s", path, e, summary.lost)
+            return summary
         summary.outputs["summary"] = str(path)
         return summary
+
+    def _lost(self) -> dict[str, dict[str, Any]]:
+        lost: dict[str, dict[str, Any]] = {}
+        if self.publisher.lost:
+            lost["messages"] = {sink: dict(kinds) for sink, kinds in self.publisher.lost.items()}
+        if self._unprocessed:
+            lost["unprocessed"] = dict(self._unprocessed)
+        return lost

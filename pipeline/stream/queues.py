@@ -7,6 +7,9 @@
                       full: put waits, so a slow stage slows the ones before it
                       close(): end of stream; readers get what is left, then None
 
+`FrameBuffer.pause` holds the frames back from the detector (while the sinks' disk refuses
+writes): live cameras then drop their oldest frames, counted, and file cameras wait.
+
 A batch closes when it has `max_items` or when `max_wait_s` has passed since its first item,
 whichever comes first. The frame buffer takes at most one frame per camera per round, oldest
 first, starting each batch with the camera after the one that started the last: a camera with a
@@ -146,11 +149,19 @@ class FrameBuffer:
         self._ended: set[str] = set()
         self._cond = threading.Condition()
         self._closed = False
+        self._paused = False
         self._start = 0
         self._on_depth = on_depth or (lambda depth: None)
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._frames.values())
+
+    def pause(self, paused: bool) -> None:
+        """Holds frames back from `take_batch` (True) or lets them go again (False); at the end
+        of the stream the frames waiting go through regardless."""
+        with self._cond:
+            self._paused = paused
+            self._cond.notify_all()
 
     def add_camera(self, camera_id: str) -> None:
         """Registers a camera; the buffer ends when every registered camera has ended."""
@@ -206,7 +217,7 @@ class FrameBuffer:
             The batch, or None once every camera has ended and no frame is waiting.
         """
         with self._cond:
-            self._cond.wait_for(lambda: len(self) > 0 or self._done())
+            self._cond.wait_for(lambda: (len(self) > 0 and not self._paused) or self._done())
             if len(self) == 0:
                 return None
             deadline = time.monotonic() + max_wait_s

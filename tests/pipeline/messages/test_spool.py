@@ -60,3 +60,50 @@ def test_a_corrupt_spool_file_is_a_clear_error(tmp_path):
     (tmp_path / Spool.FILE).write_bytes(b"not a database" * 100)
     with pytest.raises(OSError, match=r"spool .* cannot be used"):
         Spool(tmp_path, max_bytes=100)
+
+
+#: Run in a child process under a real file-size limit (writes past it fail with EFBIG, as on a
+#: full disk; Python ignores SIGXFSZ): appends until the disk refuses, then frees space.
+_FULL_DISK = """
+import json, resource, sys
+from pipeline.messages.encoding import Message
+from pipeline.messages.spool import Spool, SpoolWriteError
+resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, resource.RLIM_INFINITY))
+spool = Spool(sys.argv[1], max_bytes=2**30)
+batch = lambda i: [Message("link", "g", b"x" * 300, f"e{i}.{j}", "cam1", 1.0) for j in range(5)]
+i, refused = 0, None
+while refused is None and i < 1000:
+    try:
+        spool.append(batch(i))
+        i += 1
+    except SpoolWriteError as e:
+        refused = str(e)
+stored = len(spool)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+spool.append(batch(i))  # the same batch again, once space is free
+ids = [m.event_id for _, m in spool.peek(100000)]
+print(json.dumps({"batches": i, "refused": refused, "stored": stored, "ids": ids}))
+"""
+
+
+def test_a_write_the_full_disk_refuses_stores_nothing_and_can_be_retried(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["refused"] is not None and result["batches"] > 0
+    assert result["stored"] == 5 * result["batches"]  # the refused batch left nothing behind
+    expected = [f"e{i}.{j}" for i in range(result["batches"] + 1) for j in range(5)]
+    assert result["ids"] == expected  # retried once: stored once, in order

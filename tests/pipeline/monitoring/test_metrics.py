@@ -32,6 +32,7 @@ EXPECTED = {
     "reidstream_links_published": ("counter", ("sink",)),
     "reidstream_embeddings_published": ("counter", ("sink",)),
     "reidstream_publish_errors": ("counter", ("sink",)),
+    "reidstream_messages_lost": ("counter", ("sink", "kind")),
     "reidstream_spool_messages": ("gauge", ()),
     "reidstream_spool_bytes": ("gauge", ()),
     "reidstream_nonfinite_embeddings": ("counter", ("camera",)),
