@@ -138,6 +138,9 @@ def test_the_untrained_student_is_the_teacher_averaged_over_frames(tmp_path, osn
 def test_config_rejects_an_unknown_model():
     with pytest.raises(ValueError, match="model = 'nope'"):
         dataclasses.replace(AdaptConfig(), model="nope")
+    with pytest.raises(ValueError, match="would return the teacher unchanged"):
+        AdaptConfig(model="c2d_osnet_x0_25")  # train_layers="new" by default
+    assert AdaptConfig(model="c2d_osnet_x0_25", train_layers="all").model == "c2d_osnet_x0_25"
 
 
 def test_training_only_the_new_layers_keeps_the_teachers_weights(tmp_path, osnet_teacher):
