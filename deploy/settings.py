@@ -90,7 +90,7 @@ class TensorRTConfig:
 
 
 #: Engines that read an ONNX file and those that build a registered model.
-_ONNX_ENGINES = ("onnxruntime", "tensorrt", "external-onnx")
+_ONNX_ENGINES = ("onnxruntime", "tensorrt", "external-onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -103,17 +103,20 @@ class ReidEngineConfig:
             "help": "Runtime: 'torch' (PyTorch, eager or compiled), 'onnxruntime' (an exported "
             "graph), 'tensorrt' (a TensorRT plan built from the graph; NVIDIA GPUs, fastest), "
             "'external-onnx' (an image ReID ONNX model such as OSNet, applied per frame and "
-            "averaged) or 'auto' (the fastest installed one that has what it needs: tensorrt > "
-            "onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU)."
+            "averaged), 'openvino' (an image ReID model as OpenVINO IR .xml + .bin, e.g. Intel's "
+            "person-reidentification-retail-*, or ONNX, run by OpenVINO on the CPU; needs "
+            "reidstream[openvino]) or 'auto' (the fastest installed one that has what it needs: "
+            "tensorrt > onnxruntime on CUDA > torch on CUDA > onnxruntime on CPU > torch on CPU)."
         },
     )
     model: str | None = field(
         default=None,
         metadata={
             "help": "Registered video ReID model (e.g. ap3d_r50). Must match checkpoint and "
-            "onnx_path; none for external-onnx. Default none: the model a `reidstream train` "
-            "checkpoint names, and with no checkpoint or ONNX file either, the bundled model "
-            "trained on the synthetic people (for the demo; it knows nothing of real footage)."
+            "onnx_path; none for external-onnx and openvino. Default none: the model a "
+            "`reidstream train` checkpoint names, and with no checkpoint or ONNX file either, the "
+            "bundled model trained on the synthetic people (for the demo; it knows nothing of "
+            "real footage)."
         },
     )
     checkpoint: Path | None = field(
@@ -127,7 +130,9 @@ class ReidEngineConfig:
         default=None,
         metadata={
             "help": "Exported graph (reidstream export; its .json sidecar beside it) for "
-            "onnxruntime and tensorrt, or the image ReID model for external-onnx."
+            "onnxruntime and tensorrt, or the image ReID model for external-onnx and openvino "
+            "(an .xml IR takes BGR 0-255 pixels, Intel's convention; an .onnx takes torchreid's "
+            "RGB ImageNet normalisation). An .xml picks openvino under engine=auto."
         },
     )
     precision: Literal["fp32", "fp16", "bf16", "int8"] = field(
@@ -183,8 +188,8 @@ class ReidEngineConfig:
         default=0,
         metadata={
             "ge": 0,
-            "help": "onnxruntime and external-onnx: CPU threads per session (0: one per core). "
-            "Lower it when several engines or processes share the CPU.",
+            "help": "onnxruntime, external-onnx and openvino: CPU threads per session (0: one per "
+            "core). Lower it when several engines or processes share the CPU.",
         },
     )
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
@@ -224,7 +229,7 @@ class ReidEngineConfig:
                 (`uses_bundled_model`): the streaming job's bundled model.
         """
         options: dict[str, Any] = {
-            "model": None if self.engine == "external-onnx" else self.model,
+            "model": None if self.engine in ("external-onnx", "openvino") else self.model,
             "checkpoint": default_checkpoint if self.uses_bundled_model else self.checkpoint,
             "onnx_path": self.onnx_path,
             "device": device if self.device == "auto" else self.device,
@@ -237,7 +242,7 @@ class ReidEngineConfig:
                 "compile_mode": self.compile_mode,
                 "channels_last": self.channels_last,
             }
-        if self.engine in ("onnxruntime", "external-onnx", "auto"):
+        if self.engine in ("onnxruntime", "external-onnx", "openvino", "auto"):
             options["intra_op_threads"] = self.intra_op_threads
         if self.engine in ("tensorrt", "auto"):
             trt = self.tensorrt

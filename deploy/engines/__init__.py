@@ -4,12 +4,14 @@
     create_engine("onnxruntime",   onnx_path=ap3d_r50.onnx, device="cpu")
     create_engine("tensorrt",      onnx_path=ap3d_r50.onnx, device="cuda", precision="fp16")
     create_engine("external-onnx", onnx_path=osnet_x0_25_msmt17.onnx)
+    create_engine("openvino",      onnx_path=person-reidentification-retail-0277.xml)
     create_engine("auto", model=..., onnx_path=..., device="cuda")
         -> the first that is installed and has what it needs, in the order
-           tensorrt > onnxruntime (CUDA) > torch (CUDA) > onnxruntime (CPU) > torch (CPU)
+           tensorrt > onnxruntime (CUDA) > torch (CUDA) > onnxruntime (CPU) > torch (CPU);
+           an OpenVINO IR (onnx_path=*.xml) goes to openvino, the one engine that reads it
 
 Engine classes are imported when first asked for (by module path), so a missing optional
-runtime (TensorRT) costs nothing until it is used and then fails with how to install it.
+runtime (TensorRT, OpenVINO) costs nothing until it is used and then fails with how to install it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EngineName = Literal["auto", "torch", "onnxruntime", "tensorrt", "external-onnx"]
+EngineName = Literal["auto", "torch", "onnxruntime", "tensorrt", "external-onnx", "openvino"]
 
 #: name -> (module, class). Classes implement `Engine.create`.
 _ENGINES: dict[str, tuple[str, str]] = {
@@ -55,11 +57,18 @@ _ENGINES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("deploy.engines.onnxruntime_engine", "OnnxRuntimeEngine"),
     "tensorrt": ("deploy.tensorrt_engine", "TensorRTEngine"),
     "external-onnx": ("deploy.engines.external", "ExternalOnnxEngine"),
+    "openvino": ("deploy.engines.openvino_engine", "OpenVinoEngine"),
 }
 _TENSORRT_INSTALL = (
     "the tensorrt engine needs NVIDIA TensorRT's Python package and a CUDA GPU: "
     "pip install tensorrt (or reidstream[tensorrt]), with the TensorRT libraries on "
     "LD_LIBRARY_PATH; see https://docs.nvidia.com/deeplearning/tensorrt/install-guide/"
+)
+
+_OPENVINO_INSTALL = (
+    "the openvino engine (OpenVINO IR .xml + .bin models, e.g. Intel's "
+    "person-reidentification-retail-*) needs the openvino package: pip install "
+    "'reidstream[openvino]'"
 )
 
 
@@ -103,6 +112,8 @@ def engine_class(name: str) -> type[Engine]:
         raise EngineError(f"unknown engine {name!r}: expected one of {', '.join(list_engines())}")
     if name == "tensorrt" and not _tensorrt_importable():
         raise BackendUnavailable(_TENSORRT_INSTALL)
+    if name == "openvino" and importlib.util.find_spec("openvino") is None:
+        raise BackendUnavailable(_OPENVINO_INSTALL)
     module_name, class_name = _ENGINES[name]
     try:
         module = importlib.import_module(module_name)
@@ -128,7 +139,8 @@ def create_engine(
         name: One of `list_engines()`; "auto" picks the first usable one (module docstring).
         model: Registry name of the model (torch); checked against the sidecar (onnxruntime).
         checkpoint: Trained checkpoint for the torch engine (or a TorchScript file, no model).
-        onnx_path: Exported graph (onnxruntime, tensorrt) or image ReID model (external-onnx).
+        onnx_path: Exported graph (onnxruntime, tensorrt), image ReID model (external-onnx) or
+            OpenVINO IR ``.xml`` / ONNX image ReID model (openvino).
         device: "cpu" or "cuda[:N]".
         precision: One of `PRECISIONS`; each engine says which it runs.
         max_batch: Most clips per graph call.
@@ -144,6 +156,9 @@ def create_engine(
         "precision": precision,
         "max_batch": max_batch,
     }
+    if name == "auto" and Path(str(onnx_path)).suffix.lower() == ".xml":
+        name = "openvino"  # an IR: no other engine reads it
+        options = {k: v for k, v in options.items() if k in auto_options[name]}
     if name == "auto":
         return _create_auto(common, options)
     return engine_class(name).create(**common, **options)
@@ -151,6 +166,7 @@ def create_engine(
 
 #: Options each engine takes from an "auto" call; the others are dropped for that engine.
 auto_options: dict[str, tuple[str, ...]] = {
+    "openvino": ("intra_op_threads",),
     "torch": ("channels_last", "compile", "compile_mode", "model_overrides"),
     "onnxruntime": ("intra_op_threads", "tensorrt_provider", "trt_cache_dir"),
     "tensorrt": (

@@ -29,7 +29,7 @@ from deploy.engines.base import Engine, EngineError, normalize_device, preproces
 from deploy.engines.onnxruntime_engine import make_session, run_graph
 from reid_models.pretrained import IMAGENET_MEAN, IMAGENET_STD, PretrainedCfg
 
-__all__ = ["ExternalOnnxEngine", "image_reid_cfg"]
+__all__ = ["ExternalOnnxEngine", "average_frames", "clip_frames", "image_reid_cfg"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,19 @@ def image_reid_cfg(
         distance="cosine",
         normalize_embedding=True,
     )
+
+
+def clip_frames(x: torch.Tensor) -> torch.Tensor:
+    """Preprocessed clips (B, C, T, H, W) -> their frames (B*T, C, H, W), clip by clip."""
+    b, c, t, h, w = x.shape
+    return x.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+def average_frames(features: np.ndarray, b: int, t: int) -> np.ndarray:
+    """Frame features (B*T, D) -> clip features (B, D): the mean of the L2-normalised frames."""
+    features = features.reshape(b, t, -1)
+    features = features / np.maximum(np.linalg.norm(features, axis=2, keepdims=True), 1e-12)
+    return features.mean(axis=1)
 
 
 class ExternalOnnxEngine(Engine):
@@ -143,6 +156,11 @@ class ExternalOnnxEngine(Engine):
         """`create_engine("external-onnx", onnx_path=...)`."""
         if onnx_path is None:
             raise EngineError("the external-onnx engine needs onnx_path= (an image ReID model)")
+        if Path(onnx_path).suffix.lower() == ".xml":
+            raise EngineError(
+                f"{onnx_path} is an OpenVINO IR, not ONNX: run it with reid.engine=openvino "
+                f"(pip install 'reidstream[openvino]')"
+            )
         if model is not None or checkpoint is not None:
             raise EngineError(
                 "the external-onnx engine runs the model inside onnx_path; model= and "
@@ -168,8 +186,7 @@ class ExternalOnnxEngine(Engine):
 
     def _embed_batch(self, clips: torch.Tensor) -> np.ndarray:
         b, t = clips.shape[:2]
-        x = preprocess(clips, self.cfg, device=self._torch_device)
-        frames = x.transpose(1, 2).reshape(b * t, *x.shape[1:2], *x.shape[3:])
+        frames = clip_frames(preprocess(clips, self.cfg, device=self._torch_device))
         step = self._fixed_batch or frames.shape[0]
         parts = []
         for start in range(0, frames.shape[0], step):
@@ -181,9 +198,7 @@ class ExternalOnnxEngine(Engine):
                 self.session, chunk, self.input_name, self.output_name, bind=self._binding
             )
             parts.append(out[:n])
-        features = np.concatenate(parts).reshape(b, t, -1)
-        features = features / np.maximum(np.linalg.norm(features, axis=2, keepdims=True), 1e-12)
-        return features.mean(axis=1)
+        return average_frames(np.concatenate(parts), b, t)
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
