@@ -394,7 +394,14 @@ def test_a_checkpoint_without_a_spec_needs_the_models_name(narrow_ap3d, clips, t
 
 
 def test_registry_names_and_unknown_engine():
-    assert list_engines() == ["auto", "torch", "onnxruntime", "tensorrt", "external-onnx"]
+    assert list_engines() == [
+        "auto",
+        "torch",
+        "onnxruntime",
+        "tensorrt",
+        "external-onnx",
+        "openvino",
+    ]
     with pytest.raises(EngineError, match=r"unknown engine 'tvm'.*onnxruntime"):
         create_engine("tvm", model="c2d_r18")
 
