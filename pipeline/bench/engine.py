@@ -19,6 +19,12 @@ For every combination, in one process:
     On a GPU, the peak it is compared with is measured in the same run: the best of several
     timings of a bf16 torch.matmul of 8192^3 (`measure_bf16_peak`).
 
+An image ReID ``.onnx`` file given in place of a model name (``--models osnet_x0_25_msmt17.onnx
+--engines external-onnx openvino``) is timed as the pipeline runs it: per frame, then averaged
+(`deploy.engines.external`). ONNX Runtime runs the file; OpenVINO runs the same graph converted to
+IR (``openvino.convert_model``, saved in fp32, in the run's temporary folder) with the same
+preprocessing, so the two rows differ only in the runtime. FLOPs are not counted for such files.
+
 What the figures include: preprocessing on the device (uint8 -> float, normalise; the resize is a
 no-op at the model's size) and the copy of the (B, D) embeddings to the host; not the upload of
 the crops. Without --checkpoint the weights are a random init drawn from one seed, so every run
@@ -202,6 +208,30 @@ def _make_engine(
     return create_engine(engine, onnx_path=onnx_path, model=name, **common)
 
 
+def _is_image_model(name: str) -> bool:
+    return name.lower().endswith(".onnx")
+
+
+def _make_image_engine(
+    engine: str, path: Path, *, settings: EngineSettings, precision: str, batch: int, work: Path
+) -> Engine:
+    """ONNX Runtime on the image ReID file, or OpenVINO on its fp32 IR with the same input."""
+    common = {"device": settings.device, "precision": precision, "max_batch": batch}
+    if engine != "openvino":
+        return create_engine(engine, onnx_path=path, **common)
+    from deploy.engines.openvino_engine import import_openvino
+    from reid_models.pretrained import IMAGENET_MEAN, IMAGENET_STD
+
+    ir = work / f"{path.stem}.xml"
+    if not ir.exists():
+        ov = import_openvino()
+        ov.save_model(ov.convert_model(str(path)), str(ir), compress_to_fp16=False)
+    # The IR is the ONNX graph: its input is RGB with torchreid's normalisation, as under ORT.
+    return create_engine(
+        "openvino", onnx_path=ir, color="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD, **common
+    )
+
+
 def _time_calls(engine: Engine, clips: torch.Tensor, *, seconds: float, warmup: int) -> list[float]:
     """Seconds per `embed` call after `warmup` calls; at least 3 calls, then until `seconds`."""
     cuda = clips.device.type == "cuda"
@@ -248,21 +278,26 @@ class _Combination:
 def _bench_one(combo: _Combination, settings: EngineSettings, *, work: Path) -> BenchRow:
     """Measures one combination; exports into `work`."""
     s = settings
-    model = _build_model(combo.name, s)
     gen = torch.Generator().manual_seed(0)
     shape = (combo.batch, s.clip_len, *s.size, 3)
     clips = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen).to(s.device)
     with inductor_freezing(s.freezing):
-        engine = _make_engine(
-            combo.engine, model, name=combo.name, settings=s, precision=combo.precision,
-            batch=combo.batch, work=work,
-        )  # fmt: skip
+        if _is_image_model(combo.name):
+            engine = _make_image_engine(
+                combo.engine, Path(combo.name), settings=s, precision=combo.precision,
+                batch=combo.batch, work=work,
+            )  # fmt: skip
+        else:
+            engine = _make_engine(
+                combo.engine, _build_model(combo.name, s), name=combo.name, settings=s,
+                precision=combo.precision, batch=combo.batch, work=work,
+            )  # fmt: skip
         with engine:
             times = _time_calls(engine, clips, seconds=s.seconds, warmup=s.warmup)
     clips_per_s = combo.batch * len(times) / sum(times)
     gflops = clips_per_s * combo.flops / 1e9
     return BenchRow(
-        model=combo.name,
+        model=Path(combo.name).name,
         engine=combo.engine,
         precision=combo.precision,
         batch=combo.batch,
@@ -298,8 +333,7 @@ def run_benchmark(
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="reidstream-bench-engine-") as folder:
         for name in models:
-            model = _build_model(name, settings)
-            flops = flops_per_clip(model, clip_len=settings.clip_len, size=settings.size)
+            flops = _flops(name, settings)
             for engine, precision, batch in (
                 (e, p, b) for e in engines for p in precisions for b in batch_sizes
             ):
@@ -313,6 +347,14 @@ def run_benchmark(
                 logger.info("%s: %.1f clips/s", label, row.clips_per_s)
                 rows.append(row)
     return rows, skipped, peak
+
+
+def _flops(name: str, settings: EngineSettings) -> float:
+    """FLOPs per clip of registered model `name`; 0 for an image ReID file (not counted)."""
+    if _is_image_model(name):
+        return 0.0
+    model = _build_model(name, settings)
+    return flops_per_clip(model, clip_len=settings.clip_len, size=settings.size)
 
 
 _HEADER = (

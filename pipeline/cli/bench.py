@@ -127,10 +127,14 @@ def _run_loader(args: argparse.Namespace) -> int:
 
 
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=["c2d_r50", "ap3d_r50"], metavar="NAME")
+    parser.add_argument(
+        "--models", nargs="+", default=["c2d_r50", "ap3d_r50"], metavar="NAME",
+        help="registered models, or image ReID .onnx files (with --engines external-onnx openvino)",
+    )  # fmt: skip
     parser.add_argument(
         "--engines", nargs="+", default=["torch"], metavar="ENGINE",
-        help="torch, onnxruntime and/or tensorrt",
+        help="torch, onnxruntime and/or tensorrt; for an .onnx image model external-onnx "
+        "(ONNX Runtime) and/or openvino (the same file converted to OpenVINO IR, fp32)",
     )  # fmt: skip
     parser.add_argument(
         "--precisions", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16", "int8"]
@@ -160,7 +164,10 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_engine(args: argparse.Namespace) -> int:
     from pipeline.bench import engine
 
-    _check_models(args.models)
+    _check_models([m for m in args.models if not m.lower().endswith(".onnx")])
+    missing = [m for m in args.models if m.lower().endswith(".onnx") and not Path(m).is_file()]
+    if missing:
+        raise UsageError(f"image ReID model file(s) not found: {', '.join(missing)}")
     settings = engine.EngineSettings(
         clip_len=args.clip_len,
         size=args.size,

@@ -69,3 +69,23 @@ def test_the_command_prints_a_markdown_table_and_writes_json(tmp_path, capsys):
 def test_an_unknown_model_is_a_usage_error(capsys):
     assert main(["bench", "engine", "--models", "c2d_r1800", *TINY[2:]]) == 2
     assert "unknown model c2d_r1800" in capsys.readouterr().err
+
+
+def test_an_image_model_file_runs_on_onnx_runtime_and_openvino_side_by_side(
+    synthetic_osnet_onnx, tmp_path, capsys
+):
+    pytest.importorskip("openvino")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "engine", "--models", str(synthetic_osnet_onnx), *TINY[2:5], "256x128"]
+    argv += ["--seconds", "0", "--engines", "external-onnx", "openvino", "--batch-sizes", "1"]
+    assert main([*argv, "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["engine"] for r in rows] == ["external-onnx", "openvino"]
+    assert all(r["model"] == synthetic_osnet_onnx.name and r["clips_per_s"] > 0 for r in rows)
+    assert not json.loads(out.read_text())["skipped"]
+
+
+def test_a_missing_image_model_file_is_a_usage_error(tmp_path, capsys):
+    argv = ["bench", "engine", "--models", str(tmp_path / "none.onnx"), *TINY[2:]]
+    assert main(argv) == 2
+    assert "not found" in capsys.readouterr().err
