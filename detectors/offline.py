@@ -4,8 +4,9 @@
     frames --batch_size at a time--> detector.detect --one frame at a time, in order--> tracker
         -> (frame, tracked Detections) per frame, with the time spent in each stage
 
-    track_video(reader, detector, tracker, mot_path)  the same over a video file, writing the
-        MOTChallenge results (and, if asked, the video with the tracks drawn)
+    track_video(reader, detector, tracker, mot_path)  the same over any video source, writing
+        the MOTChallenge results (and, if asked, the video with the tracks drawn); the progress
+        bar counts frames against the source's length, or counts up where it has none
 
 Batching only groups consecutive frames of one video for the detector; the tracker still sees
 every frame in order. The streaming pipeline batches across cameras instead (`pipeline/`).
@@ -27,6 +28,7 @@ from detectors.annotate import draw_detections
 from detectors.base import Detector
 from detectors.detections import Detections
 from detectors.mot import MotWriter
+from detectors.sources import source_name
 from detectors.trackers import Tracker
 from detectors.video import VideoReader, VideoWriter
 
@@ -128,7 +130,10 @@ def track_video(
     start = time.perf_counter()
     with MotWriter(mot_path) as mot, _annotated_writer(reader, video_path) as annotated:
         bar = tqdm(
-            total=len(reader) or None, unit="frame", desc=reader.path.name, disable=not progress
+            total=len(reader) or None,
+            unit="frame",
+            desc=source_name(reader.source),
+            disable=not progress,
         )
         with bar:
             loop = track_frames(

@@ -1,8 +1,15 @@
-"""Video files in and out, through OpenCV's FFmpeg backend.
+"""Video sources in, MP4 out, through OpenCV's FFmpeg backend.
 
-`VideoReader` opens a file, checks that a first frame decodes (OpenCV "opens" many files it cannot
-decode) and yields BGR frames; every failure names the file and what was expected.
-`VideoWriter` writes an MP4 (``mp4v``) at the source's frame rate.
+    open_capture(source) -> Capture         any source `detectors.sources` names: a video file
+                                            (raw .264/.h265 too), an image pattern, folder or glob,
+                                            a network stream, a webcam
+    VideoReader(source)                     the frames of one, in order, checked to decode
+    VideoWriter(path, fps, size)            an MP4 (``mp4v``) at the source's frame rate
+
+`Capture.frame_count` is None when the length is unknown: streams, webcams and raw elementary
+streams, for which OpenCV reports a negative or absurd count. Every failure names the source and
+what was expected. Folders and globs of images are read here with `cv2.imread` (OpenCV reads
+only printf-style patterns as a sequence); the rest is `cv2.VideoCapture`.
 """
 
 from __future__ import annotations
@@ -16,26 +23,136 @@ import cv2
 import numpy as np
 
 from detectors.closing import Closing
+from detectors.sources import image_files, source_kind, webcam_index
 
-__all__ = ["VideoError", "VideoInfo", "VideoReader", "VideoWriter"]
+__all__ = [
+    "Capture",
+    "ImageSequence",
+    "VideoError",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "open_capture",
+]
 
 logger = logging.getLogger(__name__)
 
+#: A frame count above this is not a real one (OpenCV's guesses for raw streams and single images
+#: are garbage of the order of 1e14-1e18): ten days at 100 frames/s.
+_MAX_PLAUSIBLE_FRAMES = 100 * 86_400 * 10
+
 
 class VideoError(OSError):
-    """A video file cannot be read or written."""
+    """A video source cannot be read, or a video file cannot be written."""
+
+
+class Capture(Closing):
+    """An open source: `read()` as `cv2.VideoCapture`'s, and what the source says about itself.
+
+    Attributes:
+        source: The source as given.
+        fps: Frames per second the source reports (0 if it does not).
+        frame_count: Frames the source announces (may be approximate); None if unknown.
+    """
+
+    def __init__(self, source: str, capture: cv2.VideoCapture) -> None:
+        self.source, self._capture = source, capture
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+        known = source_kind(source) == "file" and 0 < count <= _MAX_PLAUSIBLE_FRAMES
+        self.frame_count: int | None = int(count) if known else None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return self._capture.read()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageSequence(Capture):
+    """The images of a folder or a glob, in name order, decoded one by one.
+
+    An image that does not decode is logged and skipped: one corrupt file does not end the
+    sequence. The sequence has no frame rate of its own (`fps` 0 unless given).
+    """
+
+    def __init__(self, source: str, files: list[Path], fps: float = 0.0) -> None:
+        self.source, self.files, self.fps = source, files, fps
+        self.frame_count = len(files)
+        self._next = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        while self._next < len(self.files):
+            path = self.files[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return True, image
+            logger.warning("%s: %s is not a readable image; skipped", self.source, path)
+        return False, None
+
+    def close(self) -> None:
+        self._next = len(self.files)
+
+
+def open_capture(
+    source: str | Path,
+    *,
+    open_timeout_s: float | None = None,
+    read_timeout_s: float | None = None,
+) -> Capture:
+    """Opens any source `detectors.sources.source_kind` names.
+
+    Args:
+        source: A video file, image pattern, folder or glob, stream URL, ``webcam:N`` or ``N``.
+        open_timeout_s: Streams only: how long opening may take.
+        read_timeout_s: Streams only: how long a read may wait for a frame.
+
+    Raises:
+        FileNotFoundError: A file, folder or glob that names nothing.
+        VideoError: The source exists (or is a stream or webcam) but cannot be opened.
+    """
+    source = str(source)
+    kind = source_kind(source)
+    if kind == "images":
+        return ImageSequence(source, image_files(source))
+    if kind == "webcam":
+        capture = cv2.VideoCapture(webcam_index(source))
+        expected = "a local capture device with that index (see /dev/video*)"
+    elif kind == "stream":
+        params = []
+        if open_timeout_s is not None:
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000)]
+        if read_timeout_s is not None:
+            params += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
+        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+        expected = "a reachable stream that OpenCV's FFmpeg backend can read"
+    else:
+        if "%" not in Path(source).name and not Path(source).is_file():
+            raise FileNotFoundError(f"{source!r}: video file not found")
+        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+        expected = (
+            "a video file that OpenCV's FFmpeg backend can demux (e.g. .mp4, .avi, .mkv, a raw "
+            ".264/.h265 stream) or an image pattern such as frames/%06d.jpg"
+        )
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError(f"{source!r}: cannot be opened as a video; expected {expected}")
+    return Capture(source, capture)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about a video.
+    """What the source says about itself.
 
     Attributes:
-        path: The file.
+        path: The source as given (a path, or a stream URL or webcam as a path-like string).
         width: Frame width in pixels.
         height: Frame height in pixels.
-        fps: Frames per second (0 when the container does not say).
-        frame_count: Number of frames the container announces (may be approximate; 0 if unknown).
+        fps: Frames per second (0 when the source does not say).
+        frame_count: Number of frames the source announces (may be approximate; 0 if unknown:
+            streams, webcams, raw elementary streams).
     """
 
     path: Path
@@ -46,32 +163,27 @@ class VideoInfo:
 
 
 class VideoReader(Closing):
-    """Reads the frames of a video file in order.
+    """Reads the frames of any source `open_capture` opens, in order.
 
     Args:
-        path: The video file.
+        source: A video file (raw .264/.h265 too), image pattern, folder or glob, stream URL,
+            ``webcam:N`` or ``N``.
         max_frames: Stop after this many frames (None: read to the end).
 
     Raises:
-        FileNotFoundError: `path` does not exist.
-        VideoError: It exists but no frame can be decoded from it.
+        FileNotFoundError: A file, folder or glob that names nothing.
+        VideoError: The source opens but no frame can be decoded from it, or does not open.
     """
 
-    def __init__(self, path: str | Path, *, max_frames: int | None = None) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{str(self.path)!r}: video file not found")
-        self._capture = cv2.VideoCapture(str(self.path))
-        if not self._capture.isOpened():
-            raise VideoError(
-                f"{str(self.path)!r}: cannot be opened as a video; expected a video file that "
-                f"OpenCV's FFmpeg backend can demux (e.g. .mp4, .avi, .mkv)"
-            )
+    def __init__(self, source: str | Path, *, max_frames: int | None = None) -> None:
+        self.source = str(source)
+        self.path = Path(self.source)
+        self._capture = open_capture(self.source)
         ok, first = self._capture.read()
         if not ok or first is None or first.size == 0:
-            self._capture.release()
+            self._capture.close()
             raise VideoError(
-                f"{str(self.path)!r}: opened, but no frame could be decoded; expected a video "
+                f"{self.source!r}: opened, but no frame could be decoded; expected a video "
                 f"with at least one frame in a codec OpenCV's FFmpeg build supports"
             )
         self._pending: np.ndarray | None = first
@@ -80,14 +192,14 @@ class VideoReader(Closing):
             path=self.path,
             width=first.shape[1],
             height=first.shape[0],
-            fps=float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0),
-            frame_count=int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            fps=self._capture.fps,
+            frame_count=self._capture.frame_count or 0,
         )
 
     def __len__(self) -> int:
-        """Frames this reader will yield, as far as the container tells."""
+        """Frames this reader will yield, as far as the source tells; 0 if it does not."""
         count = self.info.frame_count
-        return count if self.max_frames is None else min(count, self.max_frames)
+        return count if self.max_frames is None or not count else min(count, self.max_frames)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yields (H, W, 3) uint8 BGR frames; may be iterated once."""
@@ -103,7 +215,7 @@ class VideoReader(Closing):
             yield frame
 
     def close(self) -> None:
-        self._capture.release()
+        self._capture.close()
 
 
 class VideoWriter(Closing):

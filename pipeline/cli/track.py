@@ -1,6 +1,6 @@
-"""`reidstream track`: detect and track people in one video file; write MOTChallenge results.
+"""`reidstream track`: detect and track people in one video source; write MOTChallenge results.
 
-    VIDEO -> detector (detector.*) -> tracker (tracker.*) -> OUT/<stem>.txt  MOTChallenge lines
+    SOURCE -> detector (detector.*) -> tracker (tracker.*) -> OUT/<stem>.txt  MOTChallenge lines
                                                           -> OUT/<stem>.mp4  drawn (--save-video)
                                                           -> OUT/<stem>.config.yaml  the config
 
@@ -8,8 +8,8 @@ The flags are shorthands for configuration keys (--detector = detector.name, --w
 detector.weights, --tracker = tracker.name, --out = track.out_dir, --save-video =
 track.save_video, --max-frames = track.max_frames); they apply after the --config file and the
 environment, and KEY=VALUE arguments apply after them. The loop is
-`detectors.offline.track_video`. A video that does not decode or a weights file that is not a
-detector exits with status 2 (`pipeline.cli`).
+`detectors.offline.track_video`. A source that does not open or decode, or a weights file that is
+not a detector, exits with status 2 (`pipeline.cli`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,17 @@ _FLAG_KEYS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run the configured detector and tracker over VIDEO and write OUT/<stem>.txt in "
+        "Run the configured detector and tracker over SOURCE and write OUT/<name>.txt in "
         "MOTChallenge format (frame, id, x, y, w, h, conf, -1, -1, -1; frames from 1), the "
         "resolved configuration, and with --save-video an annotated MP4."
     )
-    parser.add_argument("video", metavar="VIDEO", type=Path, help="video file to track")
+    parser.add_argument(
+        "video",
+        metavar="SOURCE",
+        help="what to track, as a camera's uri takes it: a video file (raw .264/.h265 too), an "
+        "image pattern (frames/%%06d.jpg), folder or glob, a stream URL (rtsp://...), or a "
+        "webcam (webcam:N or N)",
+    )
     parser.add_argument("--detector", help="detector.name: onnx-yolo, ultralytics or hog")
     parser.add_argument("--weights", help="detector.weights: the detector's weights file")
     parser.add_argument("--tracker", help="tracker.name: bytetrack or botsort")
@@ -65,6 +71,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from detectors import create_detector, create_tracker
     from detectors.offline import track_video
+    from detectors.sources import source_name
     from detectors.video import VideoReader
     from pipeline.settings import ReidstreamConfig
 
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         with detector:
             with usage_errors(ValueError):
                 tracker = create_tracker(cfg.tracker.name, **cfg.tracker.options(device=cfg.device))
-            out_dir, stem = cfg.track.out_dir, args.video.stem
+            out_dir, stem = cfg.track.out_dir, source_name(args.video)
             out_dir.mkdir(parents=True, exist_ok=True)
             config_path = out_dir / f"{stem}.config.yaml"
             config_path.write_text(dump_config(cfg), encoding="utf-8")
@@ -97,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
             )
     times = result.times
     print(
-        f"{times.frames} frames of {args.video.name}, {result.tracks} tracks: {result.fps:.1f} "
-        f"frames/s end to end; detection + tracking alone {times.fps:.1f} frames/s "
+        f"{times.frames} frames of {_label(args.video, stem)}, {result.tracks} tracks: "
+        f"{result.fps:.1f} frames/s end to end; "
+        f"detection + tracking alone {times.fps:.1f} frames/s "
         f"({1000 * times.detect_s / max(times.frames, 1):.1f} + "
         f"{1000 * times.track_s / max(times.frames, 1):.1f} ms/frame, "
         f"{cfg.detector.name} + {cfg.tracker.name})"
@@ -106,3 +114,11 @@ def run(args: argparse.Namespace) -> int:
     for path in [*result.outputs, config_path]:
         print(f"wrote {path}")
     return 0
+
+
+def _label(source: str, name: str) -> str:
+    """How the summary names the source: a video file by its file name, others by `name`."""
+    from detectors.sources import source_kind
+
+    is_file = source_kind(source) == "file" and "%" not in Path(source).name
+    return Path(source).name if is_file else name

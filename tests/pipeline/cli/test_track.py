@@ -7,6 +7,7 @@ import yaml
 
 from detectors.video import VideoReader
 from pipeline.cli import main
+from tests.video_sources import write_elementary, write_images
 
 
 def test_onnx_yolo_and_bytetrack_write_mot_results_video_and_config(
@@ -98,3 +99,32 @@ def test_stray_arguments_are_still_refused(pets_video, capsys):
         main(["track", str(pets_video), "--detector", "hog", "stray"])
     assert exit_.value.code == 2
     assert "unrecognized arguments: stray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "form", ["cam.264", "cam.h265", "frames", "frames/*.jpg", "frames/%06d.jpg"]
+)
+def test_tracks_raw_streams_and_image_sequences(tmp_path, capsys, form):
+    """The sources a camera's uri takes: a raw elementary stream (no length: progress counts
+    frames), an image folder, glob or pattern; outputs are named after the source."""
+    if form.startswith("frames"):
+        write_images(tmp_path / "frames", frames=6)
+        frames, name = 6, "frames"
+    else:
+        write_elementary(tmp_path / form, frames=8)
+        frames, name = 8, "cam"
+    out = tmp_path / "out"
+    argv = ["track", str(tmp_path / form), "--detector", "hog", "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    label = name if name == "frames" else form  # a file by its file name
+    assert f"{frames} frames of {label}," in captured.out
+    # tqdm: "6/6 [..." against a known length, "8frame [..." counting up without one
+    progress = f"{frames}/{frames} [" if name == "frames" else f" {frames}frame ["
+    assert progress in captured.err
+    assert (out / f"{name}.txt").is_file() and (out / f"{name}.config.yaml").is_file()
+
+
+def test_an_unopenable_webcam_exits_2_naming_it(tmp_path, capsys):
+    assert main(["track", "webcam:97", "--detector", "hog", "--out", str(tmp_path)]) == 2
+    assert "'webcam:97': cannot be opened as a video" in capsys.readouterr().err
