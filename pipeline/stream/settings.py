@@ -11,11 +11,11 @@ trades; `reidstream config --list` prints them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from detectors import sources
 from pipeline.messages.types import check_camera_key
 
 __all__ = [
@@ -26,11 +26,6 @@ __all__ = [
     "SourcesConfig",
     "TrackletConfig",
 ]
-
-#: URI schemes OpenCV's FFmpeg backend reads as network streams.
-STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-
-_WEBCAM = re.compile(r"webcam:(\d+)")
 
 
 @dataclass(frozen=True)
@@ -47,9 +42,11 @@ class CameraConfig:
     uri: str = field(
         default="",
         metadata={
-            "help": "Where the frames come from (required): a video file path, a stream URL "
-            "(rtsp://, rtsps://, rtmp://, http(s)://, udp://, tcp://, srt://, read through "
-            "OpenCV's FFmpeg backend) or webcam:N for local capture device N."
+            "help": "Where the frames come from (required): a video file (raw .264/.h265 "
+            "elementary streams too), an image pattern (frames/%06d.jpg), folder or glob "
+            "(frames/*.jpg; read in name order), a stream URL (rtsp://, rtsps://, rtmp://, "
+            "http(s)://, udp://, tcp://, srt://, read through OpenCV's FFmpeg backend) or "
+            "webcam:N (or just N) for local capture device N. `reidstream track` takes the same."
         },
     )
     live: bool | None = field(
@@ -91,11 +88,10 @@ class CameraConfig:
 
     @property
     def kind(self) -> Literal["file", "stream", "webcam"]:
-        """What `uri` names."""
-        if _WEBCAM.fullmatch(self.uri):
-            return "webcam"
-        scheme = self.uri.partition("://")[0].lower() if "://" in self.uri else ""
-        return "stream" if scheme in STREAM_SCHEMES else "file"
+        """What `uri` names (`detectors.sources.source_kind`); a folder or glob of images is a
+        recording like a file."""
+        kind = sources.source_kind(self.uri)
+        return "file" if kind == "images" else kind
 
     @property
     def is_live(self) -> bool:
@@ -104,8 +100,7 @@ class CameraConfig:
 
     @property
     def webcam_index(self) -> int | None:
-        match = _WEBCAM.fullmatch(self.uri)
-        return int(match[1]) if match else None
+        return sources.webcam_index(self.uri)
 
 
 @dataclass(frozen=True)

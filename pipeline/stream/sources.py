@@ -1,7 +1,7 @@
 """Camera sources: one reader thread per camera.
 
-    OpenCVCamera (file | rtsp/http/... stream | webcam:N) ─┐
-    any other `Source` (e.g. pipeline.demo.scene's) ───────┴─▶ Frame ──▶ FrameBuffer ──▶ detect
+    OpenCVCamera (file | images | rtsp/http/... stream | webcam:N) ─┐
+    any other `Source` (e.g. pipeline.demo.scene's) ────────────────┴─▶ Frame ──▶ FrameBuffer
 
     open ─ok─▶ read frames ──▶ check each (H, W, 3) uint8 (gray/BGRA converted, others rejected)
       │                     ──▶ live: put, dropping the camera's oldest waiting frame if full
@@ -16,7 +16,9 @@ by /healthz) and its metrics. Timestamps are capture times in seconds since the 
 wall clock for live streams and webcams; for a file, the replay's start time plus the frame's
 position at the file's frame rate (so 'fast' replays carry the timestamps a live run would have).
 
-Reading is OpenCV's (`cv2.VideoCapture`, FFmpeg backend for files and streams); the threads,
+Opening is `detectors.video.open_capture`'s, as for `reidstream track`, so both take the same
+sources; reading is OpenCV's (`cv2.VideoCapture`, FFmpeg backend for files and streams, `imread`
+for image folders and globs); the threads,
 backoff and pacing around it are written here, as in Ultralytics' `LoadStreams` and Roboflow's
 `VideoSource`, which this follows (one thread per stream, drop-oldest, reconnect).
 """
@@ -34,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detectors.video import Capture, open_capture
 from pipeline.config import redact_text
 from pipeline.messages.backoff import Backoff
 from pipeline.monitoring.metrics import PipelineMetrics
@@ -182,7 +185,8 @@ def as_bgr(image: Any) -> np.ndarray | None:
 
 
 class OpenCVCamera(Source):
-    """One camera read through `cv2.VideoCapture`: a file, a network stream or a webcam.
+    """One camera read through `detectors.video.open_capture`: a file, an image sequence, a
+    network stream or a webcam.
 
     Args:
         camera: The camera's configuration.
@@ -212,27 +216,18 @@ class OpenCVCamera(Source):
     def states(self) -> list[CameraState]:
         return [self.state]
 
-    def _open(self) -> cv2.VideoCapture | None:
+    def _open(self) -> Capture | None:
         camera, state = self.camera, self.state
-        if camera.kind == "webcam":
-            capture = cv2.VideoCapture(camera.webcam_index)
-        else:
-            params = []
-            if camera.kind == "stream":
-                params = [
-                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                    int(self.options.open_timeout_s * 1000),
-                    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                    int(self.options.read_timeout_s * 1000),
-                ]
-            capture = cv2.VideoCapture(camera.uri, cv2.CAP_FFMPEG, params)
-        if not capture.isOpened():
-            capture.release()
-            state.last_error = f"cannot open {state.source}"
+        try:
+            capture = open_capture(
+                camera.uri,
+                open_timeout_s=self.options.open_timeout_s,
+                read_timeout_s=self.options.read_timeout_s,
+            )
+        except OSError as e:  # FileNotFoundError, detectors.video.VideoError
+            state.last_error = redact_text(str(e))
             return None
-        state.nominal_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not 0 < state.nominal_fps < 1000:
-            state.nominal_fps = 0.0
+        state.nominal_fps = capture.fps
         self.metrics.camera_fps.labels(camera=camera.id).set(self.fps)
         return capture
 
@@ -271,7 +266,7 @@ class OpenCVCamera(Source):
             try:
                 outcome = self._read(capture, start_wall)
             finally:
-                capture.release()
+                capture.close()
                 self.metrics.camera_connected.labels(camera=state.camera_id).set(0)
             if outcome == "broken":
                 state.status = "failed"
@@ -291,7 +286,7 @@ class OpenCVCamera(Source):
                 if not self._backoff(failures):
                     return
 
-    def _read(self, capture: cv2.VideoCapture, start_wall: float) -> str:
+    def _read(self, capture: Capture, start_wall: float) -> str:
         """Reads frames until the stream ends ('end'), is lost ('lost'), a file yields no frame
         at all ('broken'), or stop ('stop')."""
         state, is_file = self.state, self.camera.kind == "file"

@@ -20,6 +20,7 @@ from pipeline.settings import ReidstreamConfig
 from pipeline.stream.queues import FrameBuffer
 from pipeline.stream.settings import CameraConfig, SourcesConfig
 from pipeline.stream.sources import OpenCVCamera, as_bgr
+from tests.video_sources import level, write_elementary, write_images
 
 
 class MjpegServer:
@@ -156,7 +157,7 @@ def test_a_looping_file_goes_on_until_stopped(tmp_path):
 
 
 class _Capture:
-    """What cv2.VideoCapture returns for a camera that sends odd frames."""
+    """What `open_capture` returns for a camera that sends odd frames."""
 
     def __init__(self, images):
         self._images = list(images)
@@ -170,7 +171,7 @@ class _Capture:
     def read(self):
         return (True, self._images.pop(0)) if self._images else (False, None)
 
-    def release(self) -> None:
+    def close(self) -> None:
         pass
 
 
@@ -220,8 +221,33 @@ def test_credentials_never_reach_the_camera_state(uri):
 def test_kinds_of_uri():
     cfg = load_config(ReidstreamConfig, environ={}, overrides=[
         "cameras=[{id: a, uri: 'webcam:0'}, {id: b, uri: 'http://h/x.mjpg'}, {id: c, uri: a.mp4},"
-        " {id: d, uri: a.mp4, live: true}]"
+        " {id: d, uri: a.mp4, live: true}, {id: e, uri: 'f/*.jpg'}, {id: f, uri: '1'}]"
     ])  # fmt: skip
     assert [(c.kind, c.is_live) for c in cfg.cameras] == [
-        ("webcam", True), ("stream", True), ("file", False), ("file", True)
+        ("webcam", True), ("stream", True), ("file", False), ("file", True), ("file", False),
+        ("webcam", True)
     ]  # fmt: skip
+    assert cfg.cameras[5].webcam_index == 1
+
+
+@pytest.mark.parametrize(
+    "form", ["cam.264", "cam.h265", "frames", "frames/*.jpg", "frames/%06d.jpg"]
+)
+def test_raw_streams_and_image_sequences_are_cameras_like_files(tmp_path, form):
+    """The sources `reidstream track` takes: read to the end, in order, on the file clock."""
+    if form.startswith("frames"):
+        write_images(tmp_path / "frames", frames=6)
+    else:
+        write_elementary(tmp_path / form, frames=6)
+    source, buffer, _ = camera(str(tmp_path / form), replay="fast", fps=10.0)
+    frames = read_all(source, buffer)
+    assert source.state.status == "ended" and len(frames) == 6
+    assert all(abs(f.image.mean() - level(i)) <= 4 for i, f in enumerate(frames))
+    np.testing.assert_allclose(np.diff([f.timestamp for f in frames]), 0.1, atol=1e-6)
+
+
+def test_a_missing_file_fails_its_camera_naming_it(tmp_path, caplog):
+    source, buffer, _ = camera(str(tmp_path / "gone.264"))
+    assert read_all(source, buffer) == []
+    assert source.state.status == "failed"
+    assert source.state.last_error == f"{str(tmp_path / 'gone.264')!r}: video file not found"
