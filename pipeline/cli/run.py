@@ -6,8 +6,9 @@
 With no camera configured the source is the synthetic scene (synthetic.*). SIGINT or SIGTERM
 stops the cameras; what was read is still processed and delivered (run.shutdown_timeout_s at
 most), then the process exits: 0, or 1 when anything was lost (`RunSummary.lost`: messages a
-sink's disk still refused at the shutdown deadline, items not processed by then). A second
-signal exits at once. The matching side of a worker is
+sink's disk still refused at the shutdown deadline, items not processed by then) or when no
+camera produced a single frame (each is named with its last error). A second signal exits at
+once. The matching side of a worker is
 `reidstream matcher`.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from pipeline.cli.common import (
@@ -29,7 +31,7 @@ from pipeline.config import redact_text
 if TYPE_CHECKING:
     from pipeline.stream.job import RunSummary
 
-__all__ = ["add_arguments", "print_summary", "run"]
+__all__ = ["add_arguments", "frames_read", "print_summary", "run"]
 
 _ROLES = {"run": "all", "worker": "worker"}
 
@@ -52,7 +54,22 @@ def run(args: argparse.Namespace) -> int:
     with handle_signals(job.request_stop):
         summary = job.run()
     print_summary(summary)
-    return 1 if summary.lost else 0
+    return 1 if summary.lost or not frames_read(summary, args.command) else 0
+
+
+def frames_read(summary: RunSummary, command: str) -> bool:
+    """Whether any camera produced a frame; if none did, says so on stderr, naming each camera
+    and why (a job on no input at all is a failure, not an empty success)."""
+    if any(state["frames"] for state in summary.cameras.values()):
+        return True
+    print(
+        f"reidstream {command}: no camera produced a frame:",
+        file=sys.stderr,
+    )
+    for camera, state in summary.cameras.items():
+        why = state.get("last_error") or f"status {state['status']}"
+        print(f"  {camera}: {redact_text(str(why))}", file=sys.stderr)
+    return False
 
 
 def print_summary(summary: RunSummary) -> None:

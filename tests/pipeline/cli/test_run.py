@@ -72,3 +72,15 @@ def test_a_metrics_address_in_use_is_a_configuration_error(capsys, tmp_path):
         code = main(["run", f"metrics.address=127.0.0.1:{port}", f"run.out_dir={tmp_path}"])
     assert code == 2
     assert f"metrics.address = '127.0.0.1:{port}': cannot listen there" in capsys.readouterr().err
+
+
+def test_a_run_in_which_no_camera_produced_a_frame_exits_1_naming_them(tmp_path, capsys):
+    cameras = (
+        f"cameras=[{{id: door, uri: {tmp_path}/door.mp4}}, {{id: hall, uri: '{tmp_path}/*.jpg'}}]"
+    )
+    argv = ["run", cameras, "detector.name=hog", "output.sinks=[jsonl]", "metrics.address="]
+    assert main([*argv, f"run.out_dir={tmp_path / 'out'}"]) == 1
+    err = capsys.readouterr().err
+    assert "reidstream run: no camera produced a frame:" in err
+    assert f"door: '{tmp_path}/door.mp4': video file not found" in err
+    assert f"hall: '{tmp_path}/*.jpg': no images found" in err
