@@ -257,14 +257,18 @@ def _environment(
 
 
 def _overrides(
-    schema: type, overrides: Iterable[str], out: dict[str, _Raw], errors: list[str]
+    schema: type,
+    overrides: Iterable[str],
+    out: dict[str, _Raw],
+    errors: list[str],
+    source: str = "command line",
 ) -> None:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             errors.append(f"override {item!r}: expected KEY=VALUE, e.g. log_level=DEBUG")
             continue
-        _assign(schema, key.strip(), text, "command line", out, errors)
+        _assign(schema, key.strip(), text, source, out, errors)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -507,6 +511,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Iterable[str] = (),
     env_prefix: str = "REIDSTREAM_",
+    presets: Iterable[str] = (),
 ) -> T:
     """Resolves a configuration from defaults, a YAML file, the environment and overrides.
 
@@ -519,6 +524,9 @@ def load_config(
         environ: Environment to read `env_prefix` variables from; defaults to `os.environ`.
         overrides: ``"section.key=value"`` strings, applied last.
         env_prefix: Prefix of the environment variables that set keys.
+        presets: ``"section.key=value"`` strings applied over the schema's defaults and under
+            everything else: a command's own defaults (`reidstream demo`'s), which the file,
+            the environment and the overrides still override.
 
     Returns:
         A validated instance of `schema`.
@@ -528,6 +536,7 @@ def load_config(
     """
     layers: dict[str, _Raw] = _defaults(schema)
     errors: list[str] = []
+    _overrides(schema, presets, layers, errors, source="the command's defaults")
     if path is not None and document is not None:
         raise TypeError("load_config takes a path or a document, not both")
     if path is not None:

@@ -8,9 +8,11 @@
     at the end: IDF1 of the global ids the consumer received against the ground truth, and
     OUT/mosaic.png (the cameras at a few moments, each person boxed with its global id)
 
-Any key can be overridden as for `reidstream run` (e.g. synthetic.people=20 matcher.threshold=0.7).
-By default the scene is replayed as fast as the machine allows; --realtime paces it at its frame
-rate, as live cameras would deliver it.
+Any key can be set as for `reidstream run` (e.g. synthetic.people=20 matcher.threshold=0.7): the
+demo's own settings (`DEMO_DEFAULTS`) lie over the schema's defaults and under everything else, so
+a --config file, the environment and KEY=VALUE arguments override them, in that order (--out and
+--realtime count as command-line arguments). By default the scene is replayed as fast as the
+machine allows; --realtime paces it at its frame rate, as live cameras would deliver it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli.common import handle_signals, load_from_args, setup_logging
+from pipeline.cli.common import handle_signals, setup_logging
 from pipeline.cli.run import print_summary
+from pipeline.config import load_config
 
 if TYPE_CHECKING:
     from pipeline.demo.broker import TansuBroker
@@ -34,14 +37,16 @@ __all__ = ["add_arguments", "run"]
 
 log = logging.getLogger(__name__)
 
-#: The demo's settings, applied before --config and the command line. The threshold suits the
-#: bundled model: 0.5 gave the best mean IDF1 over scene seeds 0-4 (82.2; 0.6: 79.5; 0.7: 81.2).
+#: The demo's settings, applied over the schema's defaults and under --config, the environment and
+#: the command line (`load_config`'s presets). The threshold suits the bundled model: 0.5 gave
+#: the best mean IDF1 over scene seeds 0-4 (82.2; 0.6: 79.5; 0.7: 81.2).
 DEMO_DEFAULTS = [
     "matcher.threshold=0.5",
     "run.record=true",
     "synthetic.replay=fast",
     "metrics.address=127.0.0.1:0",
     "output.sinks=[kafka, jsonl]",
+    "run.out_dir=runs/demo",
 ]
 
 
@@ -53,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and end with the multi-camera IDF1 against the ground truth and a mosaic PNG with the "
         "global ids drawn."
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    parser.add_argument("--out", type=Path, help="run.out_dir: output folder (default runs/demo)")
     parser.add_argument(
         "--realtime", action="store_true", help="replay at the scene's frame rate (slower)"
     )
@@ -65,17 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.assemble import build_job
 
-    out = args.out
-    overrides = [*DEMO_DEFAULTS, f"run.out_dir={out}"]
+    flags = [] if args.out is None else [f"run.out_dir={args.out}"]
     if args.realtime:
-        overrides.append("synthetic.replay=native")
-    args.overrides = [*overrides, *args.overrides]
-    broker = None if args.no_broker else _start_broker(out)
+        flags.append("synthetic.replay=native")
+    args.overrides = [*flags, *args.overrides]
+    broker = None if args.no_broker else _start_broker(_settings(args).run.out_dir)
     if broker is None:
         args.overrides.append("output.sinks=[jsonl]")
     else:
         args.overrides.append(f"kafka.bootstrap_servers={broker.bootstrap_servers}")
-    cfg = load_from_args(args)
+    cfg = _settings(args)
     setup_logging(cfg.log_level)
     try:
         job = build_job(cfg)
@@ -94,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
     return 1 if summary.lost else 0
+
+
+def _settings(args: argparse.Namespace) -> ReidstreamConfig:
+    """The demo's configuration: `DEMO_DEFAULTS` <- --config <- environment <- command line."""
+    from pipeline.settings import ReidstreamConfig
+
+    return load_config(
+        ReidstreamConfig, path=args.config, presets=DEMO_DEFAULTS, overrides=args.overrides
+    )
 
 
 def _start_broker(out: Path) -> TansuBroker | None:

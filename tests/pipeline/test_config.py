@@ -74,6 +74,18 @@ def test_layers_override_in_order(tmp_path):
     assert cfg.engine.batching.max_wait_ms == 20.0  # untouched default
 
 
+def test_presets_lie_under_the_file_environment_and_command_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("threshold: 0.1\n")
+    presets = ["threshold=0.9", "topic=preset", "engine.name=onnxruntime"]
+    cfg = load_config(Schema, path=path, environ={"RS_TOPIC": "env"}, presets=presets,
+                      overrides=["engine.name=torch"], env_prefix="RS_")  # fmt: skip
+    assert (cfg.threshold, cfg.topic, cfg.engine.name) == (0.1, "env", "torch")
+    assert load_config(Schema, environ={}, presets=presets).topic == "preset"
+    with pytest.raises(ConfigError, match=r"threshold = '7' \(from the command's defaults\)"):
+        load_config(Schema, environ={}, presets=["threshold=7"])
+
+
 def test_numbers_read_as_yaml_1_2_does(tmp_path):
     # PyYAML alone (YAML 1.1) reads 5e-1 and 2e1 as strings; everywhere else they are numbers.
     path = tmp_path / "c.yaml"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from pipeline.cli import main
 
@@ -42,3 +43,19 @@ def test_without_a_broker_the_demo_writes_jsonl_only(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "sink jsonl" in printed and "sink kafka" not in printed
     assert (out / "links.jsonl").read_text().count("reidstream.identity_link/1") > 0
+
+
+def test_a_config_file_lies_over_the_demo_defaults_and_the_command_line_over_both(tmp_path, capsys):
+    site = tmp_path / "f.yaml"
+    site.write_text(
+        f"matcher: {{threshold: 0.8}}\nmetrics: {{address: ''}}\n"
+        f"run: {{out_dir: {tmp_path / 'from-file'}}}\ntracklets: {{min_height: 20}}\n"
+    )
+    argv = ["demo", "--no-broker", "--config", str(site), "tracklets.min_height=24"]
+    assert main([*argv, "synthetic.people=2", "synthetic.duration_s=30"]) == 0
+    assert "metrics on http" not in capsys.readouterr().out  # the file's '' serves none
+    written = yaml.safe_load((tmp_path / "from-file" / "config.yaml").read_text())
+    assert written["matcher"]["threshold"] == 0.8  # the file's, not the demo's 0.5
+    assert written["metrics"]["address"] == ""
+    assert written["tracklets"]["min_height"] == 24  # the command line's, over the file's
+    assert written["run"]["record"] is True  # a demo default the file leaves alone
