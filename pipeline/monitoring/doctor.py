@@ -4,20 +4,28 @@ Each check exercises the component for real (a tensor op on the configured devic
 people detector, ONNX Runtime's providers, a Kafka metadata request to the configured brokers)
 rather than only importing it. Required components fail the command; optional ones (CUDA,
 TensorRT, a reachable broker) are reported as warnings with what to do about them.
+
+Given a site's configuration (`site_checks`), it also opens each camera and reads one frame
+(through `detectors.video.open_capture`, as the job does), loads each model file the
+configuration names, and makes a broker the site publishes to required: each failure is a FAIL
+line naming the camera, model or broker and why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import logging
 import platform
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Check", "run_checks"]
+from pipeline.config import redact_text
+
+__all__ = ["Check", "run_checks", "site_checks"]
 
 Status = Literal["ok", "warn", "FAIL"]
 
@@ -43,13 +51,17 @@ class Check:
     detail: str
 
 
-def run_checks(*, device: str, kafka_options: Mapping[str, Any]) -> list[Check]:
+def run_checks(
+    *, device: str, kafka_options: Mapping[str, Any], kafka_required: bool = False
+) -> list[Check]:
     """Runs every check; a check that raises is reported as failed, not propagated.
 
     Args:
         device: The configured torch device ('auto', 'cpu', 'cuda[:N]').
         kafka_options: The kafka-python client options of the configuration (brokers, TLS,
             SASL), as every client of reidstream connects.
+        kafka_required: An unreachable broker fails (the site publishes to Kafka) rather than
+            warns.
     """
     checks: list[tuple[str, Callable[[], Check]]] = [
         ("python", _python),
@@ -59,16 +71,60 @@ def run_checks(*, device: str, kafka_options: Mapping[str, Any]) -> list[Check]:
         ("onnxruntime", _onnxruntime),
         ("tensorrt", _tensorrt),
         ("prometheus-client", lambda: _version_only("prometheus_client", "prometheus-client")),
-        ("kafka", lambda: _kafka(kafka_options)),
+        ("kafka", lambda: _kafka(kafka_options, kafka_required)),
     ]
+    return _run(checks)
+
+
+def site_checks(
+    *,
+    cameras: Sequence[tuple[str, str]],
+    open_timeout_s: float,
+    models: Mapping[str, Callable[[], str]],
+) -> list[Check]:
+    """Opens each camera and reads one frame, and loads each model.
+
+    Args:
+        cameras: (camera id, uri) of each camera.
+        open_timeout_s: How long opening and reading a stream may take.
+        models: Check name -> a loader that loads the model, releases it and describes it.
+    """
+    checks: list[tuple[str, Callable[[], Check]]] = [
+        (f"camera {camera}", functools.partial(_camera, camera, uri, open_timeout_s))
+        for camera, uri in cameras
+    ]
+    checks += [(name, functools.partial(_model, name, load)) for name, load in models.items()]
+    return _run(checks)
+
+
+def _run(checks: Sequence[tuple[str, Callable[[], Check]]]) -> list[Check]:
     results = []
     for name, check in checks:
         try:
             results.append(check())
         except Exception as e:  # a broken component is a finding, not a crash of the doctor
             logging.getLogger(__name__).debug("check %s raised", name, exc_info=True)
-            results.append(Check(name, "FAIL", f"{type(e).__name__}: {e}"))
+            results.append(Check(name, "FAIL", redact_text(f"{type(e).__name__}: {e}")))
     return results
+
+
+def _camera(camera: str, uri: str, timeout_s: float) -> Check:
+    from detectors.video import open_capture
+
+    name = f"camera {camera}"
+    capture = open_capture(uri, open_timeout_s=timeout_s, read_timeout_s=timeout_s)
+    try:
+        ok, image = capture.read()
+    finally:
+        capture.close()
+    if not ok or image is None:
+        return Check(name, "FAIL", redact_text(f"{uri}: opened, but no frame could be read"))
+    fps = f", {capture.fps:g} fps" if capture.fps else ""
+    return Check(name, "ok", redact_text(f"{uri}: {image.shape[1]}x{image.shape[0]}{fps}"))
+
+
+def _model(name: str, load: Callable[[], str]) -> Check:
+    return Check(name, "ok", load())
 
 
 def _python() -> Check:
@@ -153,7 +209,7 @@ def _version_only(module: str, distribution: str) -> Check:
     return Check(distribution, "ok", importlib.metadata.version(distribution))
 
 
-def _kafka(options: Mapping[str, Any]) -> Check:
+def _kafka(options: Mapping[str, Any], required: bool) -> Check:
     import kafka
     from kafka import KafkaConsumer
     from kafka.errors import KafkaTimeoutError
@@ -164,11 +220,16 @@ def _kafka(options: Mapping[str, Any]) -> Check:
         try:
             consumer = KafkaConsumer(**options, bootstrap_timeout_ms=_KAFKA_BOOTSTRAP_TIMEOUT_MS)
         except KafkaTimeoutError:
+            need = (
+                "the configuration publishes to it (output.sinks); check kafka.bootstrap_servers "
+                "and the TLS/SASL keys"
+                if required
+                else "needed only to publish to Kafka; set kafka.bootstrap_servers"
+            )
             return Check(
                 "kafka",
-                "warn",
-                f"kafka-python {kafka.__version__}; no broker reachable at {servers} (needed only "
-                f"to publish to Kafka; set kafka.bootstrap_servers)",
+                "FAIL" if required else "warn",
+                f"kafka-python {kafka.__version__}; no broker reachable at {servers} ({need})",
             )
         try:
             topics = consumer.topics()
