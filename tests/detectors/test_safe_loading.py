@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import builtins
 import os
+import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -119,3 +121,90 @@ def test_ultralytics_never_goes_online_even_when_told_to():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.stdout.split()[:2] == ["1", "False"], done.stderr[-2000:]
+
+
+# --------------------------------------------------- files Ultralytics would rename or cannot read
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection or Ultralytics download in the test fails loudly."""
+    from ultralytics.utils import downloads
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network used: {args} {kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for name in ("safe_download", "get_github_assets", "is_url"):
+        monkeypatch.setattr(downloads, name, refuse)
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("name", ["yolov5n.pt", "yolov3-tiny.pt"])
+def test_a_pt_named_as_ultralytics_renames_is_loaded_from_the_file_given(
+    name, yolov8n_pt, tmp_path_factory, no_network
+):
+    from ultralytics.utils.checks import check_yolov5u_filename
+
+    path = tmp_path_factory.mktemp("w") / name
+    path.write_bytes(yolov8n_pt.read_bytes())
+    renamed = check_yolov5u_filename(str(path), verbose=False)
+    assert renamed != str(path) and not Path(renamed).exists()  # Ultralytics would download it
+    with create_detector("ultralytics", weights=path, input_size=64) as detector:
+        assert len(detector.detect([np.zeros((48, 64, 3), np.uint8)])) == 1
+
+
+def _yolov5_repository_checkpoint(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``.pt`` as YOLOv5's train.py saves it: {"model": models.yolo.Model, ...}, torch's zip.
+
+    ``models.yolo`` exists only while saving, so nothing can unpickle the file afterwards.
+    """
+    package, module = types.ModuleType("models"), types.ModuleType("models.yolo")
+    model_class = type("Model", (torch.nn.Module,), {"__module__": "models.yolo"})
+    module.Model, package.yolo = model_class, module
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "models", package)
+        patch.setitem(sys.modules, "models.yolo", module)
+        torch.save({"epoch": -1, "model": model_class(), "optimizer": None}, path)
+    assert "models.yolo" not in sys.modules
+    return path
+
+
+def test_pickled_classes_reads_the_class_paths_without_loading(tmp_path, monkeypatch, yolov8n_pt):
+    from detectors.safe_loading import pickled_classes
+
+    path = _yolov5_repository_checkpoint(tmp_path / "best.pt", monkeypatch)
+    assert "models.yolo.Model" in pickled_classes(path)
+    assert "ultralytics.nn.tasks.DetectionModel" in pickled_classes(yolov8n_pt)
+    assert not any(c.startswith("models.") for c in pickled_classes(yolov8n_pt))
+
+
+def test_a_yolov5_repository_checkpoint_gets_how_to_export_it(tmp_path, monkeypatch, no_network):
+    path = _yolov5_repository_checkpoint(tmp_path / "yolov5n.pt", monkeypatch)
+    with pytest.raises(DetectorError, match="original YOLOv5") as caught:
+        create_detector("ultralytics", weights=path)
+    message = str(caught.value)
+    assert "export.py" in message and "--include onnx" in message and "onnx-yolo" in message
+    assert "models.yolo.Model" in message and str(path) in message
+    assert "models" not in sys.modules
+
+
+def test_reidstream_track_gives_the_export_advice_for_a_yolov5_checkpoint(tmp_path, monkeypatch):
+    path = _yolov5_repository_checkpoint(tmp_path / "yolov5s.pt", monkeypatch)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    args = [sys.executable, "-m", "pipeline", "track", str(video), "--detector", "ultralytics"]
+    done = subprocess.run(
+        [*args, "--weights", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "export.py" in done.stderr and "onnx-yolo" in done.stderr, done.stderr[-2000:]
+    assert "yolov5nu" not in done.stderr + done.stdout
