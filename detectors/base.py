@@ -6,9 +6,9 @@
            only the configured classes, confidence above the threshold,
            metadata {"image_size": (H, W)}
 
-Every backend (`detectors.onnx_yolo`, `detectors.ultralytics_yolo`, `detectors.hog`) subclasses
-`Detector` and is registered by name in `detectors.registry`. A detector owns its runtime session;
-`close()` releases it, and the detector is a context manager.
+Every backend (`detectors.onnx_yolo`, `detectors.ultralytics_yolo`, `detectors.openvino_ssd`,
+`detectors.hog`) subclasses `Detector` and is registered by name in `detectors.registry`. A
+detector owns its runtime session; `close()` releases it, and the detector is a context manager.
 """
 
 from __future__ import annotations

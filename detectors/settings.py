@@ -25,7 +25,8 @@ __all__ = ["DetectorConfig", "TrackVideoConfig", "TrackerConfig"]
 _ULTRALYTICS = ultralytics_defaults("botsort")
 
 #: Detectors that load a weights file the user gives; the others need none.
-_WEIGHTED_DETECTORS = ("onnx-yolo", "ultralytics")
+_WEIGHTED_DETECTORS = ("onnx-yolo", "ultralytics", "openvino")
+_EXAMPLE_WEIGHTS = {"openvino": "models/person-detection-retail-0013.xml"}
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,17 @@ class DetectorConfig:
         metadata={
             "help": "Detector backend: 'onnx-yolo' (a YOLOv5 or YOLOv8/11 ONNX export run by ONNX "
             "Runtime), 'ultralytics' (any Ultralytics YOLO .pt, exported .onnx or TensorRT "
-            ".engine) or 'hog' (OpenCV's HOG people detector: no weights, CPU, far less "
-            "accurate)."
+            ".engine), 'openvino' (an SSD person detector as OpenVINO IR .xml + .bin, e.g. "
+            "Intel's person-detection-retail-0013, CPU; needs pip install "
+            "'reidstream[openvino]') or 'hog' (OpenCV's HOG people detector: no weights, CPU, "
+            "far less accurate)."
         },
     )
     weights: Path | None = field(
         default=None,
         metadata={
-            "help": "Path to the detector's weights file; required by onnx-yolo and ultralytics, "
-            "refused by hog. Nothing is ever downloaded."
+            "help": "Path to the detector's weights file; required by onnx-yolo, ultralytics and "
+            "openvino (the .xml, its .bin beside it), refused by hog. Nothing is ever downloaded."
         },
     )
     confidence: float = field(
@@ -64,7 +67,8 @@ class DetectorConfig:
             "gt": 0.0,
             "le": 1.0,
             "help": "NMS IoU threshold: of two same-class boxes overlapping more than this, the "
-            "lower-scored is dropped. Lower merges people standing close; higher keeps duplicates.",
+            "lower-scored is dropped. Lower merges people standing close; higher keeps duplicates. "
+            "Not used by openvino, whose SSD graph does its own NMS.",
         },
     )
     input_size: int | None = field(
@@ -72,8 +76,9 @@ class DetectorConfig:
         metadata={
             "ge": 32,
             "help": "Network input side in pixels (YOLO: multiple of 32, default 640 or the "
-            "export's fixed size; HOG: longer side the frame is resized to, default 800). Larger "
-            "finds smaller people at quadratic cost.",
+            "export's fixed size; HOG: longer side the frame is resized to, default 800; "
+            "openvino: the model's fixed input, needed only if it is dynamic). Larger finds "
+            "smaller people at quadratic cost.",
         },
     )
     classes: tuple[int, ...] = field(
@@ -89,6 +94,16 @@ class DetectorConfig:
             "help": "Output layout of an onnx-yolo model: 'auto' reads it from the output shape "
             "and the export's metadata; force 'yolov5' (N, boxes, 5+classes) or 'yolov8' (N, "
             "4+classes, boxes) if auto guesses wrong."
+        },
+    )
+
+    openvino_person_label: int = field(
+        default=1,
+        metadata={
+            "ge": 0,
+            "help": "Label an openvino SSD model gives people in its output: 1 for Intel's "
+            "person-detection-retail-0013 (0 is the background), 0 for person-detection-0200/"
+            "0201/0202. Rows with other labels are dropped.",
         },
     )
 
@@ -109,9 +124,10 @@ class DetectorConfig:
         the detector need its weights.
         """
         if self.name in _WEIGHTED_DETECTORS and self.weights is None:
+            example = _EXAMPLE_WEIGHTS.get(self.name, "models/yolov5n_coco.onnx")
             return [
                 f"detector.weights: the {self.name!r} detector needs a weights file, e.g. "
-                f"detector.weights=models/yolov5n_coco.onnx (or --weights); none given"
+                f"detector.weights={example} (or --weights); none given"
             ]
         return []
 
@@ -128,6 +144,9 @@ class DetectorConfig:
         }
         if self.name == "onnx-yolo":
             options["layout"] = self.onnx_layout
+        if self.name == "openvino":  # NMS is inside the SSD graph
+            del options["iou"]
+            options["person_label"] = self.openvino_person_label
         return options
 
 

@@ -16,7 +16,7 @@ from detectors.registry import Registry
 
 
 def test_builtin_names():
-    assert list_detectors() == ["hog", "onnx-yolo", "ultralytics"]
+    assert list_detectors() == ["hog", "onnx-yolo", "openvino", "ultralytics"]
     assert list_trackers() == ["botsort", "bytetrack"]
 
 

@@ -44,6 +44,8 @@ def test_options_passed_to_the_factories():
     assert detector["layout"] == "auto" and detector["classes"] == (0,)
     hog = DetectorConfig(name="hog").options(device="cpu")
     assert "layout" not in hog
+    openvino = DetectorConfig(name="openvino", openvino_person_label=0).options(device="cpu")
+    assert openvino["person_label"] == 0 and "iou" not in openvino and "layout" not in openvino
     create_detector("hog", **hog).close()
 
 
@@ -66,6 +68,7 @@ def test_sections_refuse_inconsistent_values(section, kwargs, message):
 def test_a_weighted_detector_says_it_needs_weights():
     assert DetectorConfig(name="hog").missing() == []
     assert "detector.weights" in DetectorConfig(name="onnx-yolo").missing()[0]
+    assert ".xml" in DetectorConfig(name="openvino").missing()[0]
 
 
 @pytest.mark.parametrize("section", [DetectorConfig, TrackerConfig, TrackVideoConfig])
