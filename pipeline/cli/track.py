@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "image pattern (frames/%%06d.jpg), folder or glob, a stream URL (rtsp://...), or a "
         "webcam (webcam:N or N)",
     )
-    parser.add_argument("--detector", help="detector.name: onnx-yolo, ultralytics or hog")
+    parser.add_argument("--detector", help="detector.name: onnx-yolo, ultralytics, openvino or hog")
     parser.add_argument("--weights", help="detector.weights: the detector's weights file")
     parser.add_argument("--tracker", help="tracker.name: bytetrack or botsort")
     parser.add_argument("--out", metavar="DIR", help="track.out_dir: folder for the outputs")
