@@ -65,7 +65,8 @@ class OpenVinoSsdDetector(Detector):
             when the graph's height and width are dynamic.
         classes: Must contain 0 (person), the only class reported.
         max_detections: Most boxes kept per frame, best first.
-        device: ``auto`` or ``cpu`` (OpenVINO's CPU plugin).
+        device: Not used: OpenVINO's CPU plugin runs it whatever the device (a GPU device is
+            logged; on a GPU machine it serves the other models).
         person_label: The label the model gives people (1 for person-detection-retail-0013).
 
     Raises:
@@ -92,8 +93,8 @@ class OpenVinoSsdDetector(Detector):
                 f"classes={list(classes)}: the 'openvino' detector reports people only "
                 f"(class {PERSON})"
             )
-        if device not in ("auto", "cpu"):
-            raise DetectorError(f"device {device!r}: the 'openvino' detector runs on the CPU")
+        if device not in ("auto", "cpu"):  # `device` is shared: the ReID model may use the GPU
+            logger.info("the 'openvino' detector runs on the CPU; device %r is not used", device)
         self.path = check_weights_path(weights, suffixes=(".xml",), backend=self.name)
         self.confidence = float(confidence)
         self.max_detections = int(max_detections)
