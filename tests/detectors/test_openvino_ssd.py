@@ -141,6 +141,17 @@ def test_a_model_that_is_not_an_ssd_is_refused(tmp_path):
         create_detector("openvino", weights=path)
 
 
+def test_a_second_input_as_person_detection_retail_0002_is_refused(tmp_path):
+    image = ops.parameter([1, 3, *SIZE], np.float32, name="data")
+    info = ops.parameter([1, 6], np.float32, name="im_info")
+    seven = ops.concat([info, ops.constant(np.zeros((1, 1), np.float32))], 1)
+    rows = ops.reshape(seven, np.array([1, 1, 1, 7]), special_zero=False)
+    path = tmp_path / "two_inputs.xml"
+    ov.save_model(ov.Model([rows], [image, info], "rfcn"), path)
+    with pytest.raises(DetectorError, match=r"expected one \(N, 3, h, w\) image input"):
+        create_detector("openvino", weights=path)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
