@@ -15,7 +15,11 @@
         [joinable identities ... | one private column per candidate]
         private column = stay in the current identity (score + switch_margin) or be a new person
         (score = threshold); a joinable identity takes at most one new member per batch
-      ──▶ one IdentityLink per candidate (its global id, possibly changed, and its similarity)
+      ──▶ one IdentityLink per candidate (its global id, possibly changed, its similarity, and
+          the similarity of the most similar other identity, joined or not)
+      ──▶ one Decision per candidate (`pipeline.matching.decisions`): its `top_k` most similar
+          other identities, each accepted or refused with the reason (threshold, same_camera,
+          two_places, transit, deciding, margin, outscored), logged at DEBUG, to `on_decisions`
     identities unseen for ttl_s (stream time) are forgotten; beyond max_identities the one seen
     longest ago goes first
 
@@ -50,6 +54,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.matching.decisions import Candidate, Decision, Outcome
 from pipeline.matching.gallery import FaissCandidates, GalleryRows, import_faiss
 from pipeline.matching.state import GalleryHead, GalleryState, IdentityState, TrackletState
 from pipeline.messages.types import ClipEmbedding, IdentityLink, TrackletClosed
@@ -135,6 +140,10 @@ class Matcher:
         nprobe: ``index="faiss"``: the inverted lists searched per query, of 4 sqrt(n) (64 of
             1265 at 100k identities: 2.5x faster than the product, 60-77% recall on random
             embeddings). More finds more of the identities above threshold and costs more.
+        top_k: Candidates kept per decision (the most similar identities other than the
+            tracklet's own; at least 1, the one whose similarity every link carries).
+        on_decisions: Called with the decisions of each batch (`pipeline.matching.decisions`:
+            counted per refusal reason, written to decisions.jsonl).
 
     Raises:
         ValueError: An unknown `index`.
@@ -154,12 +163,15 @@ class Matcher:
         silent_tracklet_s: float = 30.0,
         index: IndexKind = "exact",
         nprobe: int = 64,
+        top_k: int = 5,
+        on_decisions: Callable[[list[Decision]], None] | None = None,
     ) -> None:
         if index not in INDEX_KINDS:
             raise ValueError(f"index: expected one of {', '.join(INDEX_KINDS)}, got {index!r}")
         if index == "faiss":
             import_faiss()  # fail at construction, not at the first embedding
         self.index, self.nprobe = index, nprobe
+        self.top_k, self.on_decisions = max(1, top_k), on_decisions
         self.threshold, self.switch_margin = threshold, switch_margin
         self.silent_tracklet_s = silent_tracklet_s
         self.ttl_s, self.max_identities = ttl_s, max_identities
@@ -220,7 +232,8 @@ class Matcher:
         vectors = np.asarray(vectors, np.float32)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         found: list[dict[str, float]] = [{} for _ in vectors]
-        for row, slot, similarity in zip(*self._candidates(vectors, exact=exact), strict=True):
+        rows, slots, sims, _ = self._candidates(vectors, exact=exact)
+        for row, slot, similarity in zip(rows, slots, sims, strict=True):
             found[row][self._rows.ids[slot]] = float(similarity)
         return found
 
@@ -316,65 +329,183 @@ class Matcher:
     # --------------------------------------------------------------------------- assignment
 
     def _assign(self, candidates: list[_Tracklet]) -> list[IdentityLink]:
-        k = len(candidates)
+        assert self._rows is not None
         vectors = np.stack([t.vector for t in candidates])  # (k, D)
-        joins = self._joins(candidates, vectors)  # (row, global id, similarity)
+        rows, slots, sims, ranked = self._candidates(vectors, top_k=self.top_k + 1)
+        # Global ids now: a move below may drop an identity and change the slots.
+        ranked_ids = [[(self._rows.ids[s], sim) for s, sim in row] for row in ranked]
+        joins, refused = self._joins(candidates, rows, slots, sims)
+        stays, private = self._private(candidates)
+        chosen = self._solve(joins, private)
+        similarity = {i: sim for i, gid, sim in joins if gid == chosen[i]}
+        links, decisions = [], []
+        for i, tracklet in enumerate(candidates):
+            before = tracklet.global_id
+            outcome = self._apply(tracklet, chosen[i], stays[i])
+            options = [(g, s) for g, s in ranked_ids[i] if g != before][: self.top_k]
+            if chosen[i] is not None and chosen[i] not in {g for g, _ in options}:
+                options = sorted([*options, (chosen[i], similarity[i])], key=lambda o: -o[1])
+            explained = self._explain(
+                options, refused.get(i, {}), chosen[i], private[i] if stays[i] else None
+            )
+            decisions.append(self._decision(tracklet, outcome, explained))
+            links.append(self._link(tracklet, explained[0] if explained else None))
+        self._report(decisions)
+        return links
+
+    def _private(self, candidates: list[_Tracklet]) -> tuple[list[bool], np.ndarray]:
+        """Whether each candidate may stay in its identity, and the score of its own option:
+        staying (its similarity + switch_margin) or a new person (threshold)."""
         stays: list[bool] = []
-        private = np.empty(k)
+        private = np.empty(len(candidates))
         for i, tracklet in enumerate(candidates):
             own = self._own_similarity(tracklet)
             stays.append(own is not None and own >= self.threshold - self.switch_margin)
             private[i] = own + self.switch_margin if stays[i] else self.threshold
+        return stays, private
+
+    @staticmethod
+    def _solve(joins: list[tuple[int, str, float]], private: np.ndarray) -> list[str | None]:
+        """The identity each candidate joins (None: it keeps its own option), by the Hungarian
+        method over [joinable identities ... | one private column per candidate]."""
+        k = len(private)
         columns = list(dict.fromkeys(gid for _, gid, _ in joins))
         index = {gid: c for c, gid in enumerate(columns)}
         scores = np.full((k, len(columns) + k), -_INFEASIBLE)
         for i, gid, similarity in joins:
             scores[i, index[gid]] = similarity
         scores[np.arange(k), len(columns) + np.arange(k)] = private
-        links = []
+        chosen: list[str | None] = [None] * k
         for i, c in zip(*linear_sum_assignment(-scores), strict=True):
-            tracklet = candidates[i]
             if c < len(columns):
-                self._move(tracklet, columns[c])  # joins another identity
-            elif not stays[i] and (
-                tracklet.global_id is None or self._own_similarity(tracklet) is not None
-            ):  # a new person, or one that no longer looks like the others of its identity
-                self._move(tracklet, self._new_identity())
-            links.append(self._link(tracklet))
-        return links
+                chosen[i] = columns[c]
+        return chosen
+
+    def _apply(self, tracklet: _Tracklet, chosen: str | None, stays: bool) -> Outcome:
+        """Moves the tracklet where the assignment put it; what became of it."""
+        if chosen is not None:
+            self._move(tracklet, chosen)  # joins another identity
+            return "joined"
+        if not stays and (tracklet.global_id is None or self._own_similarity(tracklet) is not None):
+            # a new person, or one that no longer looks like the others of its identity
+            self._move(tracklet, self._new_identity())
+            return "new"
+        return "stayed"
+
+    def _explain(
+        self,
+        options: list[tuple[str, float]],
+        refused: dict[str, tuple[str, _Tracklet | None]],
+        chosen: str | None,
+        stay_score: float | None,
+    ) -> list[Candidate]:
+        """The candidates of one decision, most similar first, each accepted or refused why."""
+        explained = []
+        for gid, similarity in options:
+            reason, blocker = refused.get(gid, (None, None))
+            if gid == chosen:
+                reason = None
+            elif similarity < self.threshold:
+                reason = "threshold"
+            elif reason is None:
+                outscored = stay_score is None or similarity > stay_score
+                reason = "outscored" if outscored else "margin"
+            explained.append(
+                Candidate(
+                    gid,
+                    float(np.clip(similarity, -1.0, 1.0)),
+                    reason,
+                    None if blocker is None else blocker.key,
+                )
+            )
+        return explained
+
+    def _decision(
+        self, tracklet: _Tracklet, outcome: Outcome, candidates: list[Candidate]
+    ) -> Decision:
+        assert tracklet.global_id is not None
+        own = self._own_similarity(tracklet)
+        return Decision(
+            camera_id=tracklet.camera_id,
+            tracklet_id=tracklet.tracklet_id,
+            track_id=tracklet.track_id,
+            start_time=tracklet.start_time,
+            end_time=tracklet.end_time,
+            global_id=tracklet.global_id,
+            outcome=outcome,
+            similarity=None if own is None else float(np.clip(own, -1.0, 1.0)),
+            threshold=self.threshold,
+            candidates=tuple(candidates),
+        )
+
+    def _report(self, decisions: list[Decision]) -> None:
+        """Logs each refusal at DEBUG and hands the decisions to `on_decisions`."""
+        if log.isEnabledFor(logging.DEBUG):
+            for d in decisions:
+                for c in d.candidates:
+                    if c.refused is not None:
+                        log.debug(
+                            "tracklet %s/%s not joined to %s (similarity %.3f): %s%s",
+                            d.camera_id,
+                            d.tracklet_id,
+                            c.global_id,
+                            c.similarity,
+                            c.refused,
+                            "" if c.blocker is None else " with tracklet " + "/".join(c.blocker),
+                        )
+        if self.on_decisions is not None:
+            self.on_decisions(decisions)
 
     def _joins(
-        self, candidates: list[_Tracklet], vectors: np.ndarray
-    ) -> list[tuple[int, str, float]]:
-        """(candidate row, global id, similarity) of every identity a candidate may join."""
+        self,
+        candidates: list[_Tracklet],
+        rows: np.ndarray,
+        slots: np.ndarray,
+        sims: np.ndarray,
+    ) -> tuple[list[tuple[int, str, float]], dict[int, dict[str, tuple[str, _Tracklet | None]]]]:
+        """(candidate row, global id, similarity) of every identity a candidate may join, and
+        for each candidate row the identities above threshold it may not join: global id ->
+        (reason, the sighting that blocks it)."""
         assert self._rows is not None
         # An identity made only of this batch's candidates is being decided itself: joining it
         # could leave it empty under the joiner (two lone tracklets swapping ids).
         deciding = {t.key for t in candidates}
         joinable: dict[str, bool] = {}
         joins = []
-        for i, slot, similarity in zip(*self._candidates(vectors), strict=True):
+        refused: dict[int, dict[str, tuple[str, _Tracklet | None]]] = {}
+        for i, slot, similarity in zip(rows, slots, sims, strict=True):
             tracklet, gid = candidates[i], self._rows.ids[slot]
+            if gid == tracklet.global_id:
+                continue
             if gid not in joinable:
                 joinable[gid] = bool(self._identities[gid].members.keys() - deciding)
-            if joinable[gid] and gid != tracklet.global_id and self._allowed(tracklet, gid):
+            refusal = self._refusal(tracklet, gid) if joinable[gid] else ("deciding", None)
+            if refusal is None:
                 joins.append((int(i), gid, float(similarity)))
-        return joins
+            else:
+                refused.setdefault(int(i), {})[gid] = refusal
+        return joins, refused
 
     def _candidates(
-        self, vectors: np.ndarray, *, exact: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, vectors: np.ndarray, *, exact: bool = False, top_k: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[tuple[int, float]]]]:
         """(query rows, identity slots, similarities) of the pairs at least `threshold` similar,
-        in query order; from the index where there is one (and not `exact`)."""
+        in query order, from the index where there is one (and not `exact`); and for each query
+        its `top_k` most similar identities, (slot, similarity) most similar first (with an
+        index, only among the pairs it proposed)."""
         assert self._rows is not None
         if self._faiss is None or exact:
             sims = self._rows.similarities(vectors)
             rows, slots = np.nonzero(sims >= self.threshold)
-            return rows, slots, sims[rows, slots]
+            return rows, slots, sims[rows, slots], _top(sims, top_k)
         rows, slots = self._faiss.candidates(vectors, self.threshold)
         sims = self._rows.similarity_pairs(vectors[rows], slots)
         keep = sims >= self.threshold
-        return rows[keep], slots[keep], sims[keep]
+        rows, slots, sims = rows[keep], slots[keep], sims[keep]
+        ranked: list[list[tuple[int, float]]] = [[] for _ in vectors]
+        for i, slot, similarity in zip(rows, slots, sims, strict=True):
+            ranked[i].append((int(slot), float(similarity)))
+        return rows, slots, sims, [sorted(r, key=lambda x: -x[1])[:top_k] for r in ranked]
 
     def _own_similarity(self, tracklet: _Tracklet) -> float | None:
         """Cosine between the tracklet and its identity without it; None if it is alone."""
@@ -394,8 +525,9 @@ class Matcher:
             end = max(end, self.now)
         return tracklet.start_time, end
 
-    def _allowed(self, tracklet: _Tracklet, global_id: str) -> bool:
-        """Whether the constraints let `tracklet` be the person of `global_id`."""
+    def _refusal(self, tracklet: _Tracklet, global_id: str) -> tuple[str, _Tracklet] | None:
+        """Why the constraints do not let `tracklet` be the person of `global_id`, with the
+        sighting that stands in the way; None when they do."""
         start, end = self._span(tracklet)
         before: tuple[float, _Tracklet] | None = None  # (end, sighting) just before
         after: tuple[float, _Tracklet] | None = None  # (start, sighting) just after
@@ -405,16 +537,18 @@ class Matcher:
             m_start, m_end = self._span(m)
             if m_start <= end and start <= m_end:
                 if m.camera_id == tracklet.camera_id:
-                    return False  # two people on one camera at once
+                    return "same_camera", m  # two people on one camera at once
                 if frozenset((m.camera_id, tracklet.camera_id)) not in self._overlap:
-                    return False  # one person in two places at once
+                    return "two_places", m  # one person in two places at once
             elif m_end < start:
                 before = max(before, (m_end, m), key=lambda x: x[0]) if before else (m_end, m)
             else:
                 after = min(after, (m_start, m), key=lambda x: x[0]) if after else (m_start, m)
         if before is not None and not self._transit_ok(before[1], start - before[0], tracklet):
-            return False
-        return after is None or self._transit_ok(tracklet, after[0] - end, after[1])
+            return "transit", before[1]
+        if after is not None and not self._transit_ok(tracklet, after[0] - end, after[1]):
+            return "transit", after[1]
+        return None
 
     def _transit_ok(self, first: _Tracklet, gap: float, second: _Tracklet) -> bool:
         """Whether `gap` seconds from leaving `first`'s camera to `second`'s fits its window."""
@@ -613,7 +747,7 @@ class Matcher:
         )
         log.info("gallery full: forgot the %d identities seen longest ago", dropped)
 
-    def _link(self, tracklet: _Tracklet) -> IdentityLink:
+    def _link(self, tracklet: _Tracklet, best: Candidate | None) -> IdentityLink:
         assert tracklet.global_id is not None
         similarity = self._own_similarity(tracklet)
         return IdentityLink(
@@ -624,7 +758,23 @@ class Matcher:
             start_time=tracklet.start_time,
             end_time=tracklet.end_time,
             similarity=None if similarity is None else float(np.clip(similarity, -1.0, 1.0)),
+            best_similarity=None if best is None else best.similarity,
+            best_candidate=None if best is None else best.global_id,
         )
+
+
+def _top(sims: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    """The `k` largest of each row of `sims` (K, n) as (column, value), largest first."""
+    k = min(k, sims.shape[1])
+    if k <= 0:
+        return [[] for _ in sims]
+    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(sims, part, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    cols, values = np.take_along_axis(part, order, 1), np.take_along_axis(values, order, 1)
+    return [
+        list(zip(c.tolist(), v.tolist(), strict=True)) for c, v in zip(cols, values, strict=True)
+    ]
 
 
 def _tracklet_of(state: TrackletState) -> _Tracklet:

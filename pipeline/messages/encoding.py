@@ -137,6 +137,8 @@ def link_document(link: IdentityLink, *, produced_at: float | None = None) -> di
         "end_time": link.end_time,
         "similarity": link.similarity,
         "new_identity": link.is_new_identity,
+        "best_similarity": link.best_similarity,
+        "best_candidate": link.best_candidate,
         "produced_at": time.time() if produced_at is None else produced_at,
     }
 
@@ -228,6 +230,8 @@ def link_from_dict(document: dict[str, Any]) -> IdentityLink:
             start_time=document["start_time"],
             end_time=document["end_time"],
             similarity=document["similarity"],
+            best_similarity=document.get("best_similarity"),
+            best_candidate=document.get("best_candidate"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise MessageError(f"invalid {LINK_SCHEMA} document: {e!r}") from e

@@ -223,6 +223,11 @@ class IdentityLink:
         end_time: Last capture time the decision rests on.
         similarity: Cosine similarity between the tracklet and the identity it was matched to, in
             [-1, 1]; None when no identity matched and `global_id` is new.
+        best_similarity: Cosine similarity between the tracklet and the most similar identity
+            other than the one it was in before this decision, whether it joined it or not
+            (for a new identity: the best candidate, refused); None when the gallery held no
+            other identity (or, with `matcher.index = faiss`, none above the threshold).
+        best_candidate: The global id of that identity; None with `best_similarity`.
     """
 
     global_id: str
@@ -232,15 +237,15 @@ class IdentityLink:
     start_time: float
     end_time: float
     similarity: float | None = None
+    best_similarity: float | None = None
+    best_candidate: str | None = None
 
     def __post_init__(self) -> None:
-        similarity = self.similarity
-        if similarity is not None:
-            similarity = check_finite("IdentityLink.similarity", similarity)
-            if not -1.0 - 1e-6 <= similarity <= 1.0 + 1e-6:
-                raise ValueError(
-                    f"IdentityLink.similarity: expected a value in [-1, 1], got {similarity}"
-                )
+        if (self.best_similarity is None) != (self.best_candidate is None):
+            raise ValueError(
+                "IdentityLink: expected best_similarity and best_candidate both set or both None, "
+                f"got {self.best_similarity!r} and {self.best_candidate!r}"
+            )
         set_fields(
             self,
             global_id=check_text("IdentityLink.global_id", self.global_id),
@@ -249,7 +254,11 @@ class IdentityLink:
             tracklet_id=check_text("IdentityLink.tracklet_id", self.tracklet_id),
             start_time=check_finite("IdentityLink.start_time", self.start_time),
             end_time=check_finite("IdentityLink.end_time", self.end_time),
-            similarity=similarity,
+            similarity=_cosine("similarity", self.similarity),
+            best_similarity=_cosine("best_similarity", self.best_similarity),
+            best_candidate=None
+            if self.best_candidate is None
+            else check_text("IdentityLink.best_candidate", self.best_candidate),
         )
         if self.end_time < self.start_time:
             raise ValueError(
@@ -267,3 +276,13 @@ class IdentityLink:
         """Deterministic id of this link: the same decision always has the same id."""
         name = f"{self.global_id}\x1f{self.tracklet_id}\x1f{self.start_time!r}\x1f{self.end_time!r}"
         return str(uuid.uuid5(_LINK_NAMESPACE, name))
+
+
+def _cosine(name: str, value: float | None) -> float | None:
+    """A link's cosine similarity: None, or finite and in [-1, 1]."""
+    if value is None:
+        return None
+    value = check_finite(f"IdentityLink.{name}", value)
+    if not -1.0 - 1e-6 <= value <= 1.0 + 1e-6:
+        raise ValueError(f"IdentityLink.{name}: expected a value in [-1, 1], got {value}")
+    return value

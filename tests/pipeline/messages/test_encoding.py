@@ -26,6 +26,9 @@ from pipeline.messages.types import ClipEmbedding, IdentityLink, TrackletClosed
 
 LINK = IdentityLink("ab12-7", "cam-2", 4, "cam-2.x.9", 1_700_000_000.5, 1_700_000_003.25, 0.81)
 NEW = IdentityLink("ab12-8", "cam-1", 1, "cam-1.x.1", 1_700_000_000.0, 1_700_000_001.0)
+#: A new identity whose best candidate was refused (e.g. seen elsewhere at the same time).
+REFUSED = IdentityLink("ab12-9", "cam-1", 2, "cam-1.x.2", 1_700_000_000.0, 1_700_000_001.0,
+                       None, 0.88, "ab12-7")  # fmt: skip
 
 
 def embedding(vector: np.ndarray | None = None) -> ClipEmbedding:
@@ -38,7 +41,7 @@ def embedding(vector: np.ndarray | None = None) -> ClipEmbedding:
                          vector, "ap3d_r18:demo.pt")  # fmt: skip
 
 
-@pytest.mark.parametrize("link", [LINK, NEW])
+@pytest.mark.parametrize("link", [LINK, NEW, REFUSED])
 def test_link_message_follows_its_schema_and_round_trips(link):
     message = link_message(link, produced_at=1_700_000_004.0)
     assert (message.kind, message.key, message.camera_id) == (
@@ -163,7 +166,27 @@ def test_schemas_ship_in_the_package_and_name_themselves():
         schema = schema_document(name)
         assert schema["title"] == name
         assert schema["properties"]["schema"] == {"const": name}
-        assert set(schema["required"]) == set(schema["properties"])
+        optional = {"best_similarity", "best_candidate"} if name == LINK_SCHEMA else set()
+        assert set(schema["required"]) == set(schema["properties"]) - optional
+
+
+def test_links_without_the_best_candidate_still_validate_and_decode():
+    """Links of producers from before best_similarity existed stay valid."""
+    document = decode(link_message(LINK).value)
+    assert document["best_similarity"] is None and document["best_candidate"] is None
+    del document["best_similarity"], document["best_candidate"]
+    validate(document)
+    assert link_from_dict(document) == LINK
+
+
+def test_a_new_identity_carries_its_refused_best_candidate():
+    document = decode(link_message(REFUSED).value)
+    assert document["new_identity"] is True and document["similarity"] is None
+    assert (document["best_similarity"], document["best_candidate"]) == (0.88, "ab12-7")
+    with pytest.raises(MessageError, match="best_similarity"):
+        validate(document | {"best_similarity": 1.5})
+    with pytest.raises(MessageError, match="both set or both None"):
+        link_from_dict(document | {"best_candidate": None})
 
 
 def test_tracklet_closed_message_round_trips_keyed_by_camera():
