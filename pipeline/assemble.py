@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -36,6 +37,13 @@ from pipeline.config import ConfigError, dump_config
 from pipeline.demo.recording import GroundTruth, Recorder
 from pipeline.demo.scene import SyntheticSceneSource
 from pipeline.matching.changelog import GalleryChangelog
+from pipeline.matching.decisions import (
+    DECISIONS_FILE,
+    REFUSAL_REASONS,
+    Decision,
+    DecisionLog,
+    count_refusals,
+)
 from pipeline.matching.matcher import Matcher, Transition
 from pipeline.matching.plausibility import Plausibility
 from pipeline.matching.service import MatcherService
@@ -177,7 +185,7 @@ def build_matcher_service(cfg: ReidstreamConfig, publisher: Publisher) -> Matche
         cfg.kafka.client_options(),
         cfg.kafka.embeddings_topic,
         cfg.kafka.group_id,
-        build_matcher(cfg),
+        build_matcher(cfg, METRICS),
         publisher,
         METRICS,
         plausibility=plausibility,
@@ -350,7 +358,7 @@ def _build_parts(
         trackers=build_trackers(cfg, device),
         engine=engine,
         model=model_name or model_label(cfg),
-        matcher=build_matcher(cfg) if role == "all" else None,
+        matcher=build_matcher(cfg, metrics) if role == "all" else None,
         recorder=Recorder(truth=_scene_truth(sources)) if cfg.run.record else None,
         publisher=build_publisher(cfg, metrics),
     )
@@ -420,8 +428,10 @@ def build_stages(
 # ------------------------------------------------------------------------ matching, delivery
 
 
-def build_matcher(cfg: ReidstreamConfig) -> Matcher:
-    """The matcher with its camera constraints (each two-way transit window both ways)."""
+def build_matcher(cfg: ReidstreamConfig, metrics: PipelineMetrics | None = None) -> Matcher:
+    """The matcher with its camera constraints (each two-way transit window both ways); its
+    refusals counted in `metrics` and, with run.decisions or run.record, its decisions written
+    to decisions.jsonl in run.out_dir."""
     m = cfg.matcher
     transitions = []
     for t in m.transitions:
@@ -439,9 +449,35 @@ def build_matcher(cfg: ReidstreamConfig) -> Matcher:
             index=m.index,
             nprobe=m.nprobe,
             silent_tracklet_s=m.silent_tracklet_s,
+            top_k=m.top_k,
+            on_decisions=decision_report(cfg, metrics),
         )
     except ImportError as e:  # index = 'faiss' without FAISS installed
         raise ConfigError(f"matcher.index = {m.index!r}: {e}") from e
+
+
+def decision_report(
+    cfg: ReidstreamConfig, metrics: PipelineMetrics | None
+) -> Callable[[list[Decision]], None] | None:
+    """What the matcher does with each batch's decisions: count the refusals by reason and,
+    with run.decisions or run.record, append the decisions to decisions.jsonl; None: nothing."""
+    decisions = None
+    if cfg.run.decisions or cfg.run.record:
+        decisions = DecisionLog(cfg.run.out_dir / DECISIONS_FILE)
+    if metrics is None and decisions is None:
+        return None
+    if metrics is not None:
+        for reason in REFUSAL_REASONS:  # every series from the start, at zero
+            metrics.match_refusals.labels(reason=reason)
+
+    def report(batch: list[Decision]) -> None:
+        if metrics is not None:
+            for reason, count in count_refusals(batch).items():
+                metrics.match_refusals.labels(reason=reason).inc(count)
+        if decisions is not None:
+            decisions.write(batch)
+
+    return report
 
 
 def build_publisher(cfg: ReidstreamConfig, metrics: PipelineMetrics) -> Publisher:

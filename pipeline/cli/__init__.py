@@ -76,6 +76,11 @@ COMMANDS = (
     Command(
         "consume", "pipeline.cli.consume", "print or write the identity links published on Kafka"
     ),
+    Command(
+        "explain",
+        "pipeline.cli.explain",
+        "show why the matcher linked a tracklet where it did (a run's decisions.jsonl)",
+    ),
     Command("config", "pipeline.cli.config", "print the resolved configuration as YAML"),
     Command(
         "doctor", "pipeline.cli.doctor", "check the installation, devices and Kafka connectivity"

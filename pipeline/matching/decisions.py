@@ -29,18 +29,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
     "DECISIONS_FILE",
     "OUTCOMES",
+    "REASON_TEXT",
     "REFUSAL_REASONS",
     "Candidate",
     "Decision",
     "DecisionLog",
+    "Outcome",
+    "count_refusals",
+    "describe",
+    "of_tracklet",
     "read_decisions",
 ]
 
@@ -58,6 +65,19 @@ REFUSAL_REASONS = (
     "margin",
     "outscored",
 )
+#: What each refusal means, as `reidstream explain` prints it ({blocker}: the sighting in the way).
+REASON_TEXT = {
+    "threshold": "similarity below matcher.threshold {threshold:.2f}",
+    "same_camera": "{blocker} was on the same camera at the same time",
+    "two_places": "{blocker} was in view at the same time, on a camera not listed with this one "
+    "in matcher.overlapping_cameras (recordings sharing one replay clock? set the cameras' "
+    "start_time or clock_offset_s)",
+    "transit": "the time to or from {blocker} does not fit the matcher.transitions window",
+    "deciding": "the identity is made only of tracklets decided in the same batch",
+    "margin": "the tracklet stays in its own identity: not more similar by matcher.switch_margin",
+    "outscored": "the assignment gave the tracklet a better option, or the identity to another "
+    "tracklet of the batch",
+}
 #: What became of the tracklet.
 OUTCOMES = ("joined", "stayed", "new")
 
@@ -182,6 +202,30 @@ class DecisionLog:
             log.error("%s: %d decisions not written (%s)", self.path, len(decisions), e)
             return
         self.written += len(decisions)
+
+
+def describe(decision: Decision) -> list[str]:
+    """The decision in words: a heading line, then one line per candidate."""
+    d = decision
+    when = datetime.fromtimestamp(d.end_time, UTC).isoformat(timespec="milliseconds")
+    own = "alone in it" if d.similarity is None else f"similarity {d.similarity:.3f}"
+    lines = [f"{when}  {d.outcome:<6} -> {d.global_id} ({own}; threshold {d.threshold:.2f})"]
+    if not d.candidates:
+        lines.append("    no other identity to compare with")
+    for c in d.candidates:
+        if c.refused is None:
+            verdict = "accepted: joined it"
+        else:
+            blocker = "another sighting" if c.blocker is None else "/".join(c.blocker)
+            text = REASON_TEXT[c.refused].format(blocker=blocker, threshold=d.threshold)
+            verdict = f"refused ({c.refused}): {text}"
+        lines.append(f"    {c.global_id:<16} {c.similarity:6.3f}  {verdict}")
+    return lines
+
+
+def count_refusals(decisions: Iterable[Decision]) -> dict[str, int]:
+    """How many candidates of `decisions` were refused for each reason (only those that occur)."""
+    return dict(Counter(c.refused for d in decisions for c in d.candidates if c.refused))
 
 
 def read_decisions(path: Path) -> Iterator[Decision]:

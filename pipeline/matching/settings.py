@@ -114,12 +114,25 @@ class MatcherConfig:
             "More finds more of the identities above the threshold, and costs more.",
         },
     )
+    top_k: int = field(
+        default=5,
+        metadata={
+            "ge": 1,
+            "le": 100,
+            "help": "Candidates kept per decision: the identities most similar to the tracklet "
+            "(its own excluded), each with why it was accepted or refused; the refusals are "
+            "counted (reidstream_match_refusals_total) and, with run.decisions, written to "
+            "decisions.jsonl for `reidstream explain`. More explains more, in a larger file.",
+        },
+    )
     overlapping_cameras: tuple[tuple[str, ...], ...] = field(
         default=(),
         metadata={
             "help": "Groups of cameras whose views overlap, e.g. [[cam1, cam2]]: one person may "
             "be on two of them at once. Elsewhere a person is never in two places at the same "
-            "time, and two tracklets overlapping in time on one camera are never one person."
+            "time, and two tracklets overlapping in time on one camera are never one person. "
+            "Recordings replayed together share one clock unless their cameras set start_time "
+            "or clock_offset_s: without either, their people are all 'at once'."
         },
     )
     transitions: tuple[TransitionConfig, ...] = field(

@@ -6,7 +6,7 @@
     frames_rejected_total    stage_latency_seconds{stage} (histogram)   publish_errors_total
     camera_connected, _fps   stage_errors_total{stage}                  spool_messages, _bytes
     camera_reconnects_total  crops_rejected_total{camera, reason}       gallery_identities
-                             nonfinite_embeddings_total{camera}
+                             nonfinite_embeddings_total{camera}     match_refusals_total{reason}
                   └──────────── frame_to_link_latency_seconds{camera} (histogram) ─────────────┘
 
 Names follow the Prometheus conventions: the `reidstream_` prefix, base units in the name
@@ -164,6 +164,11 @@ class PipelineMetrics:
             non-zero. A refused write is otherwise retried (counted in publish_errors).
         gallery_identities: Gauge `reidstream_gallery_identities`: global identities the matcher
             holds (bounded by matcher.max_identities).
+        match_refusals: Counter `reidstream_match_refusals_total{reason}`: candidate identities
+            (among each decision's `matcher.top_k` most similar) a tracklet did not join, by
+            `reason`: one of `pipeline.matching.decisions.REFUSAL_REASONS` (threshold,
+            same_camera, two_places, transit, deciding, margin, outscored). A two_places count
+            that grows with file cameras points at recordings sharing one replay clock.
         spool_messages: Gauge `reidstream_spool_messages`: messages kept locally because the
             broker has not acknowledged them yet; it grows while Kafka is unreachable.
         spool_bytes: Gauge `reidstream_spool_bytes`: size of that spool on disk.
@@ -272,6 +277,11 @@ class PipelineMetrics:
         )
         self.gallery_identities = self._gauge(
             "reidstream_gallery_identities", "Global identities in the matcher's gallery.", ()
+        )
+        self.match_refusals = self._counter(
+            "reidstream_match_refusals_total",
+            "Candidate identities a tracklet did not join, by reason (top-k per decision).",
+            ("reason",),
         )
         self.spool_messages = self._gauge(
             "reidstream_spool_messages", "Messages not yet acknowledged by the broker.", ()

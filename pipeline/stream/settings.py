@@ -306,8 +306,17 @@ class RunConfig:
         default=False,
         metadata={
             "help": "Also record every tracked box (tracks.csv) and a few frames of every camera "
-            "(mosaic.png with the global ids drawn), and, on the synthetic scene, score the "
-            "global ids against the ground truth (IDF1)."
+            "(mosaic.png with the global ids drawn), the matcher's decisions (decisions.jsonl, "
+            "as run.decisions) and, on the synthetic scene, score the global ids against the "
+            "ground truth (IDF1)."
+        },
+    )
+    decisions: bool = field(
+        default=False,
+        metadata={
+            "help": "Write the matcher's decisions to decisions.jsonl in out_dir: per tracklet "
+            "and batch, its matcher.top_k most similar identities and why each was accepted or "
+            "refused, for `reidstream explain RUN_DIR TRACKLET`. On with record.",
         },
     )
     max_duration_s: float | None = field(

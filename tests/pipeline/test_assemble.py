@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+from prometheus_client import CollectorRegistry
+
 from pipeline.assemble import BUNDLED_REID_CHECKPOINT, build_engine, build_matcher, model_label
 from pipeline.config import (
     load_config,
 )
+from pipeline.matching.decisions import read_decisions
+from pipeline.messages.types import ClipEmbedding
+from pipeline.monitoring.metrics import PipelineMetrics
 from pipeline.settings import ReidstreamConfig
 
 
@@ -17,6 +23,25 @@ def test_matcher_settings_reach_the_matcher():
     )
     matcher = build_matcher(cfg)
     assert (matcher.silent_tracklet_s, matcher.threshold, matcher.nprobe) == (5.0, 0.7, 8)
+
+
+def test_the_matcher_counts_its_refusals_and_writes_its_decisions(tmp_path):
+    cfg = load_config(
+        ReidstreamConfig,
+        environ={},
+        overrides=[f"run.out_dir={tmp_path}", "run.decisions=true", "matcher.top_k=3"],
+    )
+    metrics = PipelineMetrics(CollectorRegistry())
+    matcher = build_matcher(cfg, metrics)
+    look = np.ones(8, np.float32) / np.sqrt(8)
+    for camera in ("cam1", "cam2"):  # one look on two cameras at once: two places
+        matcher.update([ClipEmbedding(camera, 1, f"{camera}.1", 0, 10, 0.0, 1.0, look, "m")])
+    refusals = metrics.registry.get_sample_value
+    assert refusals("reidstream_match_refusals_total", {"reason": "two_places"}) == 1
+    assert refusals("reidstream_match_refusals_total", {"reason": "threshold"}) == 0
+    decisions = list(read_decisions(tmp_path / "decisions.jsonl"))
+    assert [d.outcome for d in decisions] == ["new", "new"]
+    assert decisions[1].best.refused == "two_places" and matcher.top_k == 3
 
 
 def test_with_no_model_configured_the_bundled_one_embeds():

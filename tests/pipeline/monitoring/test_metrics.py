@@ -37,6 +37,7 @@ EXPECTED = {
     "reidstream_spool_bytes": ("gauge", ()),
     "reidstream_nonfinite_embeddings": ("counter", ("camera",)),
     "reidstream_gallery_identities": ("gauge", ()),
+    "reidstream_match_refusals": ("counter", ("reason",)),
     "reidstream_records_rejected": ("counter", ("consumer", "reason")),
     "reidstream_build": ("info", ()),
 }
