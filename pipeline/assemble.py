@@ -54,6 +54,7 @@ from pipeline.monitoring.server import serve_metrics
 from pipeline.settings import ReidstreamConfig
 from pipeline.stream.job import Job, Role, RunLimits, RunRecorder
 from pipeline.stream.queues import FrameBuffer, StageQueue
+from pipeline.stream.settings import shared_clocks
 from pipeline.stream.sources import OpenCVCamera, Source
 from pipeline.stream.stages import (
     DetectStage,
@@ -229,7 +230,26 @@ def build_sources(
         except ValueError as e:
             raise ConfigError(f"synthetic: {e}") from e
         return [scene]
+    warn_shared_clocks(cfg)
     return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.cameras]
+
+
+def warn_shared_clocks(cfg: ReidstreamConfig) -> list[list[str]]:
+    """Warns about file cameras replayed on one clock whose views are not said to overlap (one
+    person on two of them would be 'in two places at once' and get two global ids); returns
+    those groups."""
+    groups = shared_clocks(cfg.cameras, cfg.matcher.overlapping_cameras)
+    for group in groups:
+        log.warning(
+            "cameras %s: recordings replayed on one clock (no start_time or clock_offset_s "
+            "sets them apart), and matcher.overlapping_cameras does not list them together: "
+            "the matcher never puts one person in two places at once, so whoever appears on "
+            "them at the same replay time gets separate global ids. Set each camera's "
+            "start_time (or clock_offset_s) to when its recording began, or list them in "
+            "matcher.overlapping_cameras if their views overlap",
+            ", ".join(group),
+        )
+    return groups
 
 
 def _scene_truth(sources: list[Source]) -> GroundTruth | None:

@@ -63,8 +63,9 @@ class ReidstreamConfig:
     cameras: tuple[CameraConfig, ...] = field(
         default=(),
         metadata={
-            "help": "The cameras, each {id, uri, live, replay, loop, fps} (see cameras[].*). None: "
-            "the synthetic multi-camera scene of synthetic.* is the source."
+            "help": "The cameras, each {id, uri, live, replay, loop, fps, start_time, "
+            "clock_offset_s} (see cameras[].*). None: the synthetic multi-camera scene of "
+            "synthetic.* is the source."
         },
     )
     sources: SourcesConfig = field(default_factory=SourcesConfig)

@@ -11,7 +11,9 @@ trades; `reidstream config --list` prints them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +27,7 @@ __all__ = [
     "RunConfig",
     "SourcesConfig",
     "TrackletConfig",
+    "shared_clocks",
 ]
 
 
@@ -79,12 +82,65 @@ class CameraConfig:
         },
     )
 
+    start_time: float | str | None = field(
+        default=None,
+        metadata={
+            "help": "Files only: capture time of the file's first frame, as an ISO 8601 time "
+            "with its UTC offset ('2024-05-01T10:00:00+02:00', or ...Z) or as seconds since the "
+            "Unix epoch. Default: the moment the replay starts, the same for every file "
+            "replayed together, so their people all look 'at once' to the matcher, which never "
+            "puts one person in two places at the same time (matcher.overlapping_cameras).",
+        },
+    )
+    clock_offset_s: float = field(
+        default=0.0,
+        metadata={
+            "help": "Files only: seconds added to every capture time of this file (after "
+            "start_time), e.g. 120 for a recording that began two minutes after the others; "
+            "negative for one that began earlier. Puts recordings on one timeline so that the "
+            "matcher's 'no two places at once' and transit windows apply as they did on site.",
+        },
+    )
+
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("id: every camera needs an id, e.g. id: entrance-1")
         check_camera_key("id", self.id)
         if not self.uri:
             raise ValueError(f"uri: camera {self.id!r} needs a uri (file, stream URL, webcam:N)")
+        if self.kind != "file" and (self.start_time is not None or self.clock_offset_s):
+            raise ValueError(
+                f"start_time, clock_offset_s: camera {self.id!r} is a {self.kind}, stamped with "
+                f"the wall clock; only files take a start time or clock offset"
+            )
+        self.start_epoch  # noqa: B018 - a bad start_time fails at start-up, named
+
+    @property
+    def start_epoch(self) -> float | None:
+        """`start_time` in seconds since the Unix epoch; None when not set.
+
+        Raises:
+            ValueError: Not a number, not ISO 8601, or an ISO time without a UTC offset.
+        """
+        value = self.start_time
+        if value is None or isinstance(value, (int, float)):
+            return value
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(
+                    f"start_time = {value!r}: expected an ISO 8601 time with a UTC offset "
+                    f"(2024-05-01T10:00:00+02:00) or seconds since the Unix epoch"
+                ) from None
+        if moment.tzinfo is None:
+            raise ValueError(
+                f"start_time = {value!r}: add its UTC offset (e.g. {value}+02:00 or {value}Z): "
+                f"without one the time is ambiguous"
+            )
+        return moment.timestamp()
 
     @property
     def kind(self) -> Literal["file", "stream", "webcam"]:
@@ -101,6 +157,25 @@ class CameraConfig:
     @property
     def webcam_index(self) -> int | None:
         return sources.webcam_index(self.uri)
+
+
+def shared_clocks(
+    cameras: Sequence[CameraConfig], overlapping: Iterable[Iterable[str]] = ()
+) -> list[list[str]]:
+    """Groups of file cameras replayed on one clock (the same start_time and clock_offset_s)
+    that `overlapping` does not say overlap in view: the matcher takes their people to be
+    'at once', so one person on two of them gets two global ids."""
+    overlap = {frozenset((a, b)) for group in overlapping for a in group for b in group}
+    clocks: dict[tuple[float | None, float], list[str]] = {}
+    for camera in cameras:
+        if camera.kind == "file":
+            clocks.setdefault((camera.start_epoch, camera.clock_offset_s), []).append(camera.id)
+    groups = []
+    for ids in clocks.values():
+        apart = [c for c in ids if any(frozenset((c, o)) not in overlap for o in ids if o != c)]
+        if len(apart) >= 2:
+            groups.append(apart)
+    return groups
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@
 
 A camera that fails never stops the others: each has its thread, its state (`CameraState`, shown
 by /healthz) and its metrics. Timestamps are capture times in seconds since the Unix epoch: the
-wall clock for live streams and webcams; for a file, the replay's start time plus the frame's
-position at the file's frame rate (so 'fast' replays carry the timestamps a live run would have).
+wall clock for live streams and webcams; for a file, its `start_time` (default: the replay's
+start) plus its `clock_offset_s` plus the frame's position at the file's frame rate (so 'fast'
+replays carry the timestamps a live run would have, and recordings started at different times
+keep their distance).
 
 Opening is `detectors.video.open_capture`'s, as for `reidstream track`, so both take the same
 sources; reading is OpenCV's (`cv2.VideoCapture`, FFmpeg backend for files and streams, `imread`
@@ -316,14 +318,21 @@ class OpenCVCamera(Source):
                 )
                 continue
             if is_file:
-                timestamp = start_wall + self._index / self.fps
+                position = self._index / self.fps
                 if self.camera.replay == "native":
-                    self._pace(timestamp)
+                    self._pace(start_wall + position)
+                timestamp = self._origin(start_wall) + position
             else:
                 timestamp = time.time()
             self._deliver(state, Frame(state.camera_id, self._index, timestamp, bgr))
             self._index += 1
         return "stop"
+
+    def _origin(self, start_wall: float) -> float:
+        """A file's capture time of its first frame: its start_time, else the replay's start,
+        plus its clock_offset_s."""
+        start = self.camera.start_epoch
+        return (start_wall if start is None else start) + self.camera.clock_offset_s
 
     def _backoff(self, failures: int) -> bool:
         """Waits before reconnection attempt number `failures`; False to give up."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from pipeline.assemble import BUNDLED_REID_CHECKPOINT, build_engine, build_matcher, model_label
+from pipeline.assemble import (
+    BUNDLED_REID_CHECKPOINT,
+    build_engine,
+    build_matcher,
+    model_label,
+    warn_shared_clocks,
+)
 from pipeline.config import (
     load_config,
 )
@@ -51,3 +57,13 @@ def test_with_no_model_configured_the_bundled_one_embeds():
     assert (engine.name, engine.device, engine.embedding_dim) == ("torch", "cpu", 128)
     assert engine.cfg.input_size == (3, 64, 32)
     assert model_label(cfg) == f"bundled:{BUNDLED_REID_CHECKPOINT.stem}"
+
+
+def test_run_warns_when_recordings_share_one_replay_clock(caplog):
+    cameras = "cameras=[{id: a, uri: a.mp4}, {id: b, uri: b.mp4}]"
+    cfg = load_config(ReidstreamConfig, environ={}, overrides=[cameras])
+    assert warn_shared_clocks(cfg) == [["a", "b"]]
+    assert "a, b: recordings replayed on one clock" in caplog.text
+    offset = "cameras=[{id: a, uri: a.mp4}, {id: b, uri: b.mp4, clock_offset_s: 30}]"
+    cfg = load_config(ReidstreamConfig, environ={}, overrides=[offset])
+    assert warn_shared_clocks(cfg) == []

@@ -8,6 +8,7 @@ import random
 import socketserver
 import threading
 import time
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pipeline.config import load_config
+from pipeline.matching.matcher import Matcher
+from pipeline.messages.types import ClipEmbedding, TrackletClosed
 from pipeline.monitoring.metrics import PipelineMetrics
 from pipeline.settings import ReidstreamConfig
 from pipeline.stream.queues import FrameBuffer
@@ -251,3 +254,35 @@ def test_a_missing_file_fails_its_camera_naming_it(tmp_path, caplog):
     assert read_all(source, buffer) == []
     assert source.state.status == "failed"
     assert source.state.last_error == f"{str(tmp_path / 'gone.264')!r}: video file not found"
+
+
+def test_a_file_starts_at_its_start_time_plus_its_clock_offset(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, 10)
+    source, buffer, _ = camera(str(path), replay="fast", start_time="2024-05-01T10:00:00+02:00",
+                               clock_offset_s=-1.5)  # fmt: skip
+    frames = read_all(source, buffer)
+    start = datetime(2024, 5, 1, 8, 0, tzinfo=UTC).timestamp() - 1.5
+    np.testing.assert_allclose([f.timestamp for f in frames], start + np.arange(10) / 20)
+
+
+@pytest.mark.parametrize(("offset", "identities"), [(0.0, 2), (10.0, 1)])
+def test_two_recordings_of_one_person_on_one_replay_clock(tmp_path, offset, identities):
+    """Two files replayed together share the replay's clock: one person seen on both is 'in two
+    places at once' and gets two global ids, unless a clock offset puts the second recording
+    after the first, as it was on site."""
+    spans = {}
+    for cam, shift in (("cam1", 0.0), ("cam2", offset)):
+        path = tmp_path / f"{cam}.mp4"
+        write_video(path, 20, fps=5.0)  # 4 s: longer than reading both files takes
+        source, buffer, _ = camera(str(path), replay="fast", clock_offset_s=shift)
+        stamps = [f.timestamp for f in read_all(source, buffer)]
+        spans[cam] = (stamps[0], stamps[-1])
+    matcher = Matcher(threshold=0.7, id_prefix="g")
+    look = np.ones(8, np.float32) / np.sqrt(8)  # one person, as a ReID model would see them
+    links = []
+    for cam, (start, end) in spans.items():
+        links += matcher.update([ClipEmbedding(cam, 1, f"{cam}.1", 0, 19, start, end, look, "m")])
+        matcher.close([TrackletClosed(cam, 1, f"{cam}.1", end)])
+    assert len({link.global_id for link in links}) == identities
+    assert links[1].best_similarity == pytest.approx(1.0)  # however close, when refused
