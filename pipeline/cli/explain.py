@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(
             f"tracklet {first.camera_id}/{first.tracklet_id} (track {first.track_id}): "
-            f"{len(decisions)} decisions"
+            f"{len(decisions)} decision(s)"
         )
     for decision in decisions:
         if args.json:

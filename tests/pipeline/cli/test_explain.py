@@ -34,7 +34,7 @@ def test_explain_names_the_refusal_and_the_sighting_in_the_way(tmp_path, capsys)
     run_dir = recorded_run(tmp_path)
     assert main(["explain", str(run_dir), "cam2.7"]) == 0
     out = capsys.readouterr().out
-    assert "tracklet cam2/cam2.7 (track 7): 1 decisions" in out
+    assert "tracklet cam2/cam2.7 (track 7): 1 decision(s)" in out
     assert "new    -> g-2" in out and "refused (two_places)" in out and "cam1/cam1.1" in out
     assert main(["explain", str(run_dir), "cam3/2", "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
