@@ -33,6 +33,7 @@ _EVERY_ROLE = {
     "up", "reidstream_build_info", "reidstream_batch_size_count", "reidstream_batch_size_bucket",
     "reidstream_stage_latency_seconds_bucket", "reidstream_stage_errors_total",
     "reidstream_publish_errors_total", "reidstream_spool_messages", "reidstream_spool_bytes",
+    "reidstream_messages_lost_total",
 }  # fmt: skip
 _LINK_SIDE = {
     "reidstream_links_published_total", "reidstream_gallery_identities",
@@ -42,7 +43,7 @@ _LINK_SIDE = {
 #: ends, the matcher's links; only the job's sources create camera series).
 ROLE_EXPORTS = {
     "worker": _EVERY_ROLE | _CAMERA_SIDE | {"reidstream_embeddings_published_total"},
-    "matcher": _EVERY_ROLE | _LINK_SIDE,
+    "matcher": _EVERY_ROLE | _LINK_SIDE | {"reidstream_records_rejected_total"},
     "run": _EVERY_ROLE | _CAMERA_SIDE | _LINK_SIDE,
 }
 #: The roles each alert watches.
@@ -56,6 +57,8 @@ ALERT_ROLES = {
     "ReidstreamStageErrors": ("worker", "matcher", "run"),
     "ReidstreamMatcherNotMatching": ("matcher",),
     "ReidstreamDown": ("worker", "matcher", "run"),
+    "ReidstreamMessagesLost": ("worker", "matcher", "run"),
+    "ReidstreamRecordsRejected": ("matcher",),
 }
 EVAL = "25m"  # 30 one-minute samples: long enough for every rule's `for`
 
@@ -98,6 +101,9 @@ def _cases_for(role: str) -> list[Case]:
                  else "match"): "0+1x30"},
              {**inst, "stage": "embed" if role == "worker" else "match"}),
         Case("ReidstreamDown", role, {_s("up", role): "1 0x29"}, job),
+        Case("ReidstreamMessagesLost", role,
+             {_s("reidstream_messages_lost_total", role, sink="kafka", kind=sink): "0+1x30"},
+             {**job, "sink": "kafka", "kind": sink}),
     ]  # fmt: skip
     if role != "matcher":
         camera = {**job, "camera": "c1"}
@@ -128,8 +134,12 @@ _NOT_MATCHING = {
     _s("reidstream_embeddings_published_total", "worker", sink="kafka"): "0+50x30",
     _s("reidstream_batch_size_count", "matcher", stage="match"): "7x30",
 }
+_REJECTED = _s("reidstream_records_rejected_total", "matcher", consumer="matcher", reason="schema")
 CASES = [
     *(case for role in ("worker", "matcher", "run") for case in _cases_for(role)),
+    Case("ReidstreamRecordsRejected", "matcher", {_REJECTED: "0+1x30"},
+         {"instance": "matcher-1:9400", "consumer": "matcher", "reason": "schema"}),
+    Case("ReidstreamRecordsRejected", "matcher", {_REJECTED: "3x30"}, None),  # none lately
     Case("ReidstreamMatcherNotMatching", "matcher", _NOT_MATCHING, {}),
     Case("ReidstreamMatcherNotMatching", "matcher",
          {**_NOT_MATCHING, _s("reidstream_batch_size_count", "matcher", stage="match"): "0+9x30"},
