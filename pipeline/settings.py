@@ -10,6 +10,7 @@
     matcher (and matcher.transitions[])        pipeline/matching/settings.py
     metrics                                    pipeline/monitoring/settings.py
     adapt                                      trainers/adapt/settings.py
+    calibrate                                  pipeline/matching/calibration.py
 
 `pipeline.config` loads it (defaults <- YAML <- REIDSTREAM_* <- KEY=VALUE); `reidstream config
 --list` prints every key, `reidstream config` the resolved values. The training commands have
@@ -24,6 +25,7 @@ from typing import Literal
 from deploy.settings import ReidEngineConfig
 from detectors.settings import DetectorConfig, TrackerConfig, TrackVideoConfig
 from pipeline.demo.settings import SyntheticConfig
+from pipeline.matching.calibration import CalibrateConfig
 from pipeline.matching.settings import MatcherConfig
 from pipeline.messages.settings import KafkaConfig, OutputConfig
 from pipeline.monitoring.settings import MetricsServerConfig
@@ -78,6 +80,7 @@ class ReidstreamConfig:
     metrics: MetricsServerConfig = field(default_factory=MetricsServerConfig)
     run: RunConfig = field(default_factory=RunConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.cameras]

@@ -98,6 +98,11 @@ COMMANDS = (
         "pipeline.cli.adapt",
         "adapt a temporal ReID model to a site from its own unlabelled cameras",
     ),
+    Command(
+        "calibrate",
+        "pipeline.cli.calibrate",
+        "propose matcher.threshold from a site's own cameras, with a plot of the similarities",
+    ),
     Command("eval", "pipeline.cli.eval", "evaluate trained checkpoints on the test split"),
     Command(
         "results", "pipeline.cli.results", "print published results beside measured ones (markdown)"
