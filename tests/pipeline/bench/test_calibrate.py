@@ -120,3 +120,8 @@ def test_calibrate_on_the_store_footage(tmp_path, osnet_onnx, yolov5n_onnx, caps
     assert [s["threshold"] for s in report["scored"]] == [0.7, report["proposed_threshold"]]
     assert all(s["people"] >= 5 for s in report["scored"])
     assert "proposed matcher.threshold=" in capsys.readouterr().out
+
+
+def test_calibrate_without_cameras_is_a_usage_error(tmp_path, capsys):
+    assert main(["calibrate", "--out", str(tmp_path)]) == 2
+    assert "calibrate needs the site's cameras" in capsys.readouterr().err
