@@ -206,17 +206,14 @@ def propose_threshold(
     quantile = float(np.quantile(neg, 1.0 - target, method="higher"))
     # Rounded up, so that the rounding never lets more pairs through than the quantile does.
     threshold = min(math.ceil(quantile * 1000 - 1e-9) / 1000, 1.0)
-    warnings = _warnings(neg.size, pos.size, target, min_pairs)
-    result = Calibration(threshold, target, 0.0, 0.0, neg, pos, warnings)
-    rates = result.rates_at(threshold)
     return Calibration(
-        threshold,
-        target,
-        float(rates["false_merge_rate"] or 0.0),
-        float("nan") if rates["split_rate"] is None else float(rates["split_rate"]),
-        neg,
-        pos,
-        warnings,
+        threshold=threshold,
+        target_false_merge=target,
+        false_merge_rate=float(np.mean(neg >= threshold)),
+        split_rate=float(np.mean(pos < threshold)) if pos.size else float("nan"),
+        different=neg,
+        same=pos,
+        warnings=_warnings(neg.size, pos.size, target, min_pairs),
     )
 
 
