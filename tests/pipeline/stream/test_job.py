@@ -185,7 +185,7 @@ def test_a_camera_that_never_opens_or_is_broken_does_not_stop_the_others(
     assert (cams["good"]["status"], cams["good"]["frames"]) == ("ended", 30)
     assert cams["missing"]["status"] == cams["broken"]["status"] == "failed"
     assert cams["lost"]["status"] == "failed" and cams["lost"]["reconnects"] == 1
-    assert "cannot open" in cams["missing"]["last_error"]
+    assert "video file not found" in cams["missing"]["last_error"]
     assert summary.stages["detect"] == 30
     value = metrics.registry.get_sample_value
     assert value("reidstream_camera_reconnects_total", {"camera": "lost"}) == 1
