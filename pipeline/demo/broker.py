@@ -11,6 +11,7 @@ Tansu completes a consumer group join only when the rebalance timeout (the consu
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -38,7 +39,9 @@ class TansuBroker:
     """A Tansu broker process on a loopback port, with in-memory storage.
 
     `stop()` and `start()` may be called repeatedly to simulate an outage: the port is kept,
-    the stored messages are not.
+    the stored messages are not. `pause()` and `resume()` simulate one that keeps them: the
+    process is frozen, so it accepts connections (the kernel does) but answers nothing, as a
+    broker behind a network partition does, until it is thawed.
 
     Args:
         log_path: File the broker's output is appended to.
@@ -104,9 +107,20 @@ class TansuBroker:
         self.stop()
         raise RuntimeError(f"Tansu broker did not listen on {self.port} within {timeout_s} s")
 
+    def pause(self) -> None:
+        """Freezes the broker (SIGSTOP): requests hang until `resume()`; nothing is lost."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaws a broker `pause()` froze (SIGCONT); it answers what waited meanwhile."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is None:
             return
+        self.resume()  # a frozen process would not act on the SIGTERM
         self._process.terminate()
         try:
             self._process.wait(timeout=10)

@@ -73,3 +73,35 @@ def test_produce_consume_round_trip(kafka_broker):
     finally:
         consumer.close()
     assert committed == len(sent)
+
+
+def test_a_paused_broker_answers_nothing_and_keeps_what_it_stored(tmp_path):
+    from kafka.errors import KafkaTimeoutError
+
+    from pipeline.demo.broker import TansuBroker
+
+    topic = "paused"
+    with TansuBroker(tmp_path / "broker.log") as broker:
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap_servers, acks="all", request_timeout_ms=1500
+        )
+        try:
+            producer.send(topic, b"before").get(timeout=10)
+            broker.pause()
+            with pytest.raises(KafkaTimeoutError):
+                producer.send(topic, b"during").get(timeout=3)
+            broker.resume()
+            producer.send(topic, b"after").get(timeout=10)
+        finally:
+            producer.close(1)
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=broker.bootstrap_servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
+        try:
+            values = [r.value for r in consumer]
+        finally:
+            consumer.close()
+    assert values[0] == b"before" and values[-1] == b"after"
