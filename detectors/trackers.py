@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from detectors.base import DetectorError
 from detectors.detections import Detections
 from detectors.registry import register_tracker
 from detectors.safe_loading import enable_safe_loading
@@ -268,9 +269,17 @@ class BotSortTracker(_UltralyticsTracker):
     def _build(args: SimpleNamespace) -> Any:
         from ultralytics.trackers.bot_sort import BOTSORT
 
-        if args.with_reid:  # Ultralytics loads `reid_model` with YOLO(): restricted, never pickle
-            enable_safe_loading()
-        return BOTSORT(args)
+        if not args.with_reid:
+            return BOTSORT(args)
+        enable_safe_loading()  # Ultralytics loads `reid_model` with YOLO(): restricted, no pickle
+        try:
+            return BOTSORT(args)
+        except (TypeError, ValueError, OSError, RuntimeError) as e:
+            raise DetectorError(
+                f"tracker.reid_model {args.model!r}: cannot be loaded ({e}); expected a ReID "
+                f"model Ultralytics loads in its restricted mode (.pt saved by Ultralytics, or "
+                f"exported .onnx)"
+            ) from e
 
 
 def _check_thresholds(options: dict[str, Any]) -> None:

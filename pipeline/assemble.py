@@ -271,9 +271,14 @@ def build_detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
 
 
 def build_trackers(cfg: ReidstreamConfig, device: str) -> CameraTrackers:
-    """One tracker per camera, each made on the camera's first frame."""
+    """One tracker per camera, each made on the camera's first frame. One with an appearance
+    model is made once here too, so that a model file that cannot be loaded stops the start with
+    its error instead of failing every frame."""
     options = cfg.tracker.options(device=device)
-    return CameraTrackers(functools.partial(create_tracker, cfg.tracker.name, **options))
+    factory = functools.partial(create_tracker, cfg.tracker.name, **options)
+    if cfg.tracker.with_reid:
+        factory()
+    return CameraTrackers(factory)
 
 
 def build_engine(cfg: ReidstreamConfig, device: str) -> Engine:
