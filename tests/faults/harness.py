@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.pipeline.matching.test_service import read_back
+from tests.pipeline.matching.test_service import committed_offsets, read_back
 
 __all__ = ["ROWS", "Row", "Site", "Tally", "table", "wait_for"]
 
@@ -139,15 +139,19 @@ class Site:
         servers: The broker's bootstrap address.
         folder: Where the configuration, the logs and every process's `run.out_dir` go.
         config: YAML text added to the site's configuration (scene, matcher settings).
+        embeddings_topic: An embeddings topic to read (default: a new one).
     """
 
-    def __init__(self, servers: str, folder: Path, config: str = "") -> None:
+    def __init__(
+        self, servers: str, folder: Path, config: str = "", embeddings_topic: str | None = None
+    ) -> None:
         run_id = uuid.uuid4().hex[:8]
         self.servers, self.folder = servers, folder
-        self.links_topic, self.embeddings_topic = f"links-{run_id}", f"embeddings-{run_id}"
+        self.links_topic = f"links-{run_id}"
+        self.embeddings_topic = embeddings_topic or f"embeddings-{run_id}"
         self.group = f"matcher-{run_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        self.config = folder / "site.yaml"
+        self.config = folder / f"site-{run_id}.yaml"
         self.config.write_text(
             f"""
 kafka:
@@ -189,6 +193,19 @@ run: {{shutdown_timeout_s: 20}}
     def delivered(self) -> list[dict]:
         """Every link document on the links topic, from its start."""
         return [json.loads(r.value) for r in read_back(self.servers, self.links_topic)]
+
+    def committed(self) -> int:
+        """The matcher group's committed offsets on the embeddings topic, summed."""
+        return sum(committed_offsets(self.servers, self.group, self.embeddings_topic).values())
+
+    def wait_committed(self, process: subprocess.Popen, name: str, at_least: int) -> int:
+        """Waits until the matcher NAME has committed `at_least` records; the count."""
+
+        def done() -> int:
+            assert process.poll() is None, f"{name} exited:\n{self.tail(name)}"
+            return (n := self.committed()) >= at_least and n
+
+        return wait_for(done, 180, f"{name} to commit {at_least} records", poll=0.05)
 
     def finish(self, process: subprocess.Popen, name: str, timeout: float = 120) -> int:
         """Waits for a process that ends by itself; its exit status."""
