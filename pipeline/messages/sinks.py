@@ -63,6 +63,18 @@ class Sink(Protocol):
 _DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT}
 
 
+def _stop_unclosed(producer: Any) -> None:
+    """Stops a producer whose `close()` failed. kafka-python (3.0) flushes before it closes and
+    raises when records still wait, which leaves its sender thread running for good: the process
+    would gather one per failed round of an outage, each sending its records again when the
+    broker returns, beside the spool's own resend. Its sender is force-closed instead (failing
+    those records, which the spool still holds) and the producer marked closed."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+    producer._closed = True  # its __del__ would otherwise try the failing close again
+
+
 def is_write_failure(error: BaseException) -> bool:
     """Whether `error` is the disk refusing a write (full, over a size limit, I/O error): a
     condition that can clear, so the batch is kept and retried instead of lost."""
@@ -348,12 +360,14 @@ class KafkaSink:
             )
 
     def _close_producer(self) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=0)
-            except Exception as e:  # closing a broken client must not stop the sender
-                log.debug("kafka sink: closing the producer: %r", e)
-            self._producer = None
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=0)
+        except Exception as e:  # closing a broken client must not stop the sender
+            log.debug("kafka sink: closing the producer: %r", e)
+            _stop_unclosed(producer)
 
     def _update_spool_gauges(self) -> None:
         self.metrics.spool_messages.set(len(self.spool))

@@ -95,6 +95,37 @@ def test_unreachable_broker_spools_counts_errors_and_delivers_when_it_comes(tmp_
     assert value(metrics, "reidstream_links_published_total", sink="kafka") == 15
 
 
+def test_a_producer_given_up_in_an_outage_stops_instead_of_sending_on_in_the_background(tmp_path):
+    from kafka import KafkaProducer
+
+    producers: list[KafkaProducer] = []
+
+    def factory(**kw) -> KafkaProducer:
+        producers.append(KafkaProducer(**kw))
+        return producers[-1]
+
+    metrics = PipelineMetrics(CollectorRegistry())
+    with TansuBroker(tmp_path / "broker.log") as broker:
+        kafka = sink(broker.bootstrap_servers, "links-frozen", tmp_path / "spool", metrics)
+        kafka._factory = factory
+        kafka.start()
+        kafka.publish(links(3))
+        assert kafka.flush(20.0)
+        broker.pause()  # records wait in the producer when its round gives up on them
+        kafka.publish(links(3, start=3))
+        deadline = time.monotonic() + 30
+        while not value(metrics, "reidstream_publish_errors_total", sink="kafka"):
+            assert time.monotonic() < deadline, kafka.state()
+            time.sleep(0.1)
+        given_up = producers[0]
+        given_up._sender.join(5)
+        assert not given_up._sender.is_alive()  # kafka-python's close alone leaves it running
+        broker.resume()
+        assert kafka.flush(30.0), kafka.state()
+        kafka.close(5.0)
+    assert value(metrics, "reidstream_links_published_total", sink="kafka") == 6
+
+
 def test_broker_restart_mid_stream_loses_no_link(tmp_path):
     port = free_port()
     topic = "links-restart"
