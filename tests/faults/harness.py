@@ -29,9 +29,16 @@ from pathlib import Path
 
 from tests.pipeline.matching.test_service import committed_offsets, read_back
 
-__all__ = ["ROWS", "Row", "Site", "Tally", "table", "wait_for"]
+__all__ = ["PEOPLE", "ROWS", "SCENE", "Row", "Site", "Tally", "kill", "table", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+PEOPLE = 6
+#: The synthetic scene of the job's cases, at its native pace like live cameras: 40 s.
+SCENE = (
+    f"synthetic: {{people: {PEOPLE}, duration_s: 40, fps: 5, size: [180, 320], "
+    "replay: native, seed: 1}"
+)
 
 
 @dataclass(frozen=True)

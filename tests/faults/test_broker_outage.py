@@ -17,16 +17,10 @@ import time
 import pytest
 
 from pipeline.demo.broker import TansuBroker
-from tests.faults.harness import ROWS, Site, Tally, kill, wait_for
+from tests.faults.harness import PEOPLE, ROWS, SCENE, Site, Tally, kill, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
-PEOPLE = 6
-#: The synthetic scene at its native pace, like live cameras: 40 s.
-SCENE = (
-    f"synthetic: {{people: {PEOPLE}, duration_s: 40, fps: 5, size: [180, 320], "
-    "replay: native, seed: 1}"
-)
 OUTAGE_S = 12
 
 

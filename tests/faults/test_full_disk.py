@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.faults.harness import ROWS, Site, Tally, kill
+from tests.faults.harness import PEOPLE, ROWS, Site, Tally, kill
 from tests.pipeline.stream.test_full_disk import (
     UNLIMITED,
     spooled_links,
@@ -70,7 +70,7 @@ def test_a_full_disk_pauses_then_loses_nothing_or_counts_what_it_lost(kafka_brok
         tally.fault_at = fault_at
         made = summary["stages"]["publish"]  # every link made; the lost ones have no record
         lost = summary["lost"].get("messages", {}).get("kafka", {}).get("link", 0)
-        row = tally.row(f"spool's disk full {fault} (exit {status})", "6 people")
+        row = tally.row(f"spool's disk full {fault} (exit {status})", f"{PEOPLE} people")
         ROWS.append(replace(row, made=made, lost=made - row.delivered))
         assert made > 0 and made == len(tally.delivered_ids) + lost, (name, made, lost)
         results[name] = (status, lost)

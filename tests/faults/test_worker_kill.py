@@ -20,8 +20,7 @@ import pytest
 
 from pipeline.demo.broker import TansuBroker
 from pipeline.messages.spool import Spool
-from tests.faults.harness import ROWS, Site, Tally, kill, wait_for
-from tests.faults.test_broker_outage import PEOPLE, SCENE
+from tests.faults.harness import PEOPLE, ROWS, SCENE, Site, Tally, kill, wait_for
 from tests.pipeline.matching.test_service import read_back
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
