@@ -104,4 +104,4 @@ def test_a_paused_broker_answers_nothing_and_keeps_what_it_stored(tmp_path):
             values = [r.value for r in consumer]
         finally:
             consumer.close()
-    assert values[0] == b"before" and values[-1] == b"after"
+    assert {b"before", b"after"} <= set(values)  # across partitions: in no particular order
