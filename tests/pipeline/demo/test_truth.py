@@ -12,7 +12,13 @@ from pipeline.demo.evaluation import mtmc_identity_score
 from pipeline.demo.truth import assign_identities, read_identity_truth
 
 STORE = Path(__file__).resolve().parents[2] / "data" / "store_identities"
+PETS = STORE.parent / "pets_identities"
 CAMERAS = ["store_cam1", "store_cam2", "store_cam3"]
+# folder, its cameras, frames per camera, frame width and height
+FOLDERS = {
+    "store": (STORE, CAMERAS, 419, 640, 360),
+    "pets": (PETS, ["pets_view1"], 795, 480, 360),
+}
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -85,26 +91,28 @@ def test_min_iou_decides_what_covers_and_ties_go_to_the_smaller_id():
     assert assign_identities([], truth) == {}
 
 
-def _labels() -> list[dict[str, str]]:
-    with (STORE / "labels.csv").open(newline="", encoding="utf-8") as f:
+def _labels(folder: Path) -> list[dict[str, str]]:
+    with (folder / "labels.csv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
-def test_the_store_truth_is_consistent():
-    truth = read_identity_truth(STORE)
-    assert sorted(truth) == CAMERAS
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_the_truth_folder_is_consistent(name):
+    folder, cameras, frames, width, height = FOLDERS[name]
+    truth = read_identity_truth(folder)
+    assert sorted(truth) == cameras
     for camera, rows in truth.items():
         assert rows, camera
         for frame, person, x1, y1, x2, y2 in rows:
-            assert 0 <= frame < 419 and person > 0
-            assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 360
+            assert 0 <= frame < frames and person > 0
+            assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
         seen = Counter((frame, person) for frame, person, *_ in rows)
         assert max(seen.values()) == 1, f"{camera}: a person twice in one frame"
     spans: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    for label in _labels():
-        assert label["camera"] in CAMERAS and label["note"], label
+    for label in _labels(folder):
+        assert label["camera"] in cameras and label["note"], label
         first, last = int(label["first_frame"]), int(label["last_frame"])
-        assert 0 <= first <= last < 419, label
+        assert 0 <= first <= last < frames, label
         if label["person_id"]:
             spans[label["camera"], int(label["person_id"])].append((first, last))
     for camera, rows in truth.items():
