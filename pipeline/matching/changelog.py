@@ -41,7 +41,7 @@ import numpy as np
 
 from pipeline.matching.state import GalleryHead, GalleryState, IdentityState, TrackletState
 
-__all__ = ["ChangelogError", "ChangelogFenced", "GalleryChangelog", "Restored", "fold"]
+__all__ = ["ChangelogError", "ChangelogFenced", "GalleryChangelog", "Restored", "fold", "is_fenced"]
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,25 @@ def _load_json(key: bytes, value: bytes | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- Kafka
 
 
+def is_fenced(error: BaseException) -> bool:
+    """Whether `error` says another producer took the transactional id. kafka-python raises the
+    fencing error itself, or (once a send has failed on it) a plain KafkaError carrying it as an
+    argument or cause, so all three are looked through."""
+    from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+
+    todo, seen = [error], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, (ProducerFencedError, InvalidProducerEpochError)):
+            return True
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [c for c in (e.__cause__, e.__context__) if c is not None]
+    return False
+
+
 class GalleryChangelog:
     """The gallery's changelog topic: restored once at start, then one transaction per batch.
 
@@ -288,7 +307,6 @@ class GalleryChangelog:
         group_metadata: Any,
     ) -> None:
         from kafka import TopicPartition
-        from kafka.errors import InvalidProducerEpochError, ProducerFencedError
         from kafka.structs import OffsetAndMetadata
 
         producer = self._producer
@@ -301,7 +319,9 @@ class GalleryChangelog:
             }
             producer.send_offsets_to_transaction(committed, group_metadata)
             producer.commit_transaction()
-        except (ProducerFencedError, InvalidProducerEpochError) as e:
+        except Exception as e:
+            if not is_fenced(e):
+                raise
             raise ChangelogFenced(
                 f"changelog {self.topic}: another matcher has started with the same "
                 f"transactional id and fenced this one ({e!r})"

@@ -25,6 +25,7 @@ from pipeline.matching.changelog import (
     encode_changes,
     encode_checkpoint,
     fold,
+    is_fenced,
 )
 from pipeline.matching.matcher import Matcher, match_in_order
 from pipeline.messages.encoding import closed_message, decode, embedding_message
@@ -170,6 +171,19 @@ def test_the_changelog_on_the_broker_restores_the_gallery_and_fences_an_older_wr
     ids = {link.global_id for link in match_in_order(again, batches[10])}
     assert ids and all(gid.startswith("g-") for gid in ids)
     assert np.isfinite(again.now)
+
+
+def test_fencing_is_recognised_however_kafka_python_wraps_it():
+    from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
+
+    assert is_fenced(ProducerFencedError())
+    # What a send raises once an earlier request of the transaction was fenced.
+    assert is_fenced(KafkaError("Cannot perform send because ...", ProducerFencedError()))
+    wrapped = KafkaError("commit failed")
+    wrapped.__cause__ = ProducerFencedError()
+    assert is_fenced(wrapped)
+    assert not is_fenced(KafkaTimeoutError("broker away"))
+    assert not is_fenced(KafkaError("other", KafkaTimeoutError()))
 
 
 # ------------------------------------------------------------ kill -9 of `reidstream matcher`
