@@ -14,7 +14,7 @@ detector owns its runtime session; `close()` releases it, and the detector is a 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,21 @@ def check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
             )
         checked.append(frame)
     return checked
+
+
+def detect_in_steps(
+    frames: Sequence[np.ndarray],
+    batch: int | None,
+    detect_batch: Callable[[list[np.ndarray]], list[Detections]],
+) -> list[Detections]:
+    """`detect_batch` over checked `frames`, `batch` at a time (a graph's fixed batch size), or
+    all in one call when `batch` is None or 0 (a dynamic batch axis)."""
+    frames = check_frames(frames)
+    step = batch or max(len(frames), 1)
+    results: list[Detections] = []
+    for start in range(0, len(frames), step):
+        results.extend(detect_batch(frames[start : start + step]))
+    return results
 
 
 def check_weights_path(

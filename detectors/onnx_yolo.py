@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from detectors.base import Detector, DetectorError, check_frames, check_weights_path
+from detectors.base import Detector, DetectorError, check_weights_path, detect_in_steps
 from detectors.detections import Detections
 from detectors.letterbox import Letterbox, letterbox
 from detectors.registry import register_detector
@@ -165,12 +165,7 @@ class OnnxYoloDetector(Detector):
         return _resolve_layout(self.path, output.shape, layout, len(names) if names else None)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        frames = check_frames(frames)
-        step = self._batch or max(len(frames), 1)
-        results: list[Detections] = []
-        for start in range(0, len(frames), step):
-            results.extend(self._detect_batch(frames[start : start + step]))
-        return results
+        return detect_in_steps(frames, self._batch, self._detect_batch)
 
     def _detect_batch(self, frames: list[np.ndarray]) -> list[Detections]:
         batch, placements = _preprocess(frames, self.input_size)

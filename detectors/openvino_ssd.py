@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors.base import Detector, DetectorError, check_frames, check_weights_path
+from detectors.base import Detector, DetectorError, check_weights_path, detect_in_steps
 from detectors.detections import Detections
 from detectors.registry import register_detector
 
@@ -129,12 +129,7 @@ class OpenVinoSsdDetector(Detector):
             ) from e
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        frames = check_frames(frames)
-        step = self._batch or max(len(frames), 1)
-        results: list[Detections] = []
-        for start in range(0, len(frames), step):
-            results.extend(self._detect_batch(frames[start : start + step]))
-        return results
+        return detect_in_steps(frames, self._batch, self._detect_batch)
 
     def _detect_batch(self, frames: list[np.ndarray]) -> list[Detections]:
         height, width = self.input_size
