@@ -84,21 +84,26 @@ def test_the_reid_and_training_loaders_refuse_it(payload, load):
     assert not marker.exists()
 
 
-def test_reidstream_track_refuses_it_with_status_2(payload, tmp_path):
-    path, marker = payload
+def _track_with_ultralytics(weights: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`reidstream track` of a three-frame video with the ultralytics detector and `weights`."""
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     for _ in range(3):
         writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.release()
     args = [sys.executable, "-m", "pipeline", "track", str(video), "--detector", "ultralytics"]
-    done = subprocess.run(
-        [*args, "--weights", str(path), "--out", str(tmp_path / "out")],
+    return subprocess.run(
+        [*args, "--weights", str(weights), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
+
+
+def test_reidstream_track_refuses_it_with_status_2(payload, tmp_path):
+    path, marker = payload
+    done = _track_with_ultralytics(path, tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "ONNX" in done.stderr and "hostile.pt" in done.stderr
     assert not marker.exists()
@@ -192,19 +197,7 @@ def test_a_yolov5_repository_checkpoint_gets_how_to_export_it(tmp_path, monkeypa
 
 def test_reidstream_track_gives_the_export_advice_for_a_yolov5_checkpoint(tmp_path, monkeypatch):
     path = _yolov5_repository_checkpoint(tmp_path / "yolov5s.pt", monkeypatch)
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for _ in range(3):
-        writer.write(np.zeros((48, 64, 3), np.uint8))
-    writer.release()
-    args = [sys.executable, "-m", "pipeline", "track", str(video), "--detector", "ultralytics"]
-    done = subprocess.run(
-        [*args, "--weights", str(path), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
+    done = _track_with_ultralytics(path, tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "export.py" in done.stderr and "onnx-yolo" in done.stderr, done.stderr[-2000:]
     assert "yolov5nu" not in done.stderr + done.stdout
