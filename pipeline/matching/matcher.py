@@ -424,7 +424,6 @@ class Matcher:
         self, tracklet: _Tracklet, outcome: Outcome, candidates: list[Candidate]
     ) -> Decision:
         assert tracklet.global_id is not None
-        own = self._own_similarity(tracklet)
         return Decision(
             camera_id=tracklet.camera_id,
             tracklet_id=tracklet.tracklet_id,
@@ -433,7 +432,7 @@ class Matcher:
             end_time=tracklet.end_time,
             global_id=tracklet.global_id,
             outcome=outcome,
-            similarity=None if own is None else float(np.clip(own, -1.0, 1.0)),
+            similarity=self._reported_similarity(tracklet),
             threshold=self.threshold,
             candidates=tuple(candidates),
         )
@@ -517,6 +516,11 @@ class Matcher:
         assert self._rows is not None
         rest = self._rows.sums[self._rows.slot_of[identity.global_id]] - tracklet.vector
         return float(rest @ tracklet.vector / max(float(np.linalg.norm(rest)), 1e-12))
+
+    def _reported_similarity(self, tracklet: _Tracklet) -> float | None:
+        """`_own_similarity` as links and decisions report it: clipped to [-1, 1] (rounding)."""
+        own = self._own_similarity(tracklet)
+        return None if own is None else float(np.clip(own, -1.0, 1.0))
 
     def _span(self, tracklet: _Tracklet) -> tuple[float, float]:
         """(first, last) capture time the tracklet may be in view: up to now while it is open."""
@@ -749,7 +753,6 @@ class Matcher:
 
     def _link(self, tracklet: _Tracklet, best: Candidate | None) -> IdentityLink:
         assert tracklet.global_id is not None
-        similarity = self._own_similarity(tracklet)
         return IdentityLink(
             global_id=tracklet.global_id,
             camera_id=tracklet.camera_id,
@@ -757,7 +760,7 @@ class Matcher:
             tracklet_id=tracklet.tracklet_id,
             start_time=tracklet.start_time,
             end_time=tracklet.end_time,
-            similarity=None if similarity is None else float(np.clip(similarity, -1.0, 1.0)),
+            similarity=self._reported_similarity(tracklet),
             best_similarity=None if best is None else best.similarity,
             best_candidate=None if best is None else best.global_id,
         )
