@@ -95,6 +95,22 @@ class Tracker(abc.ABC):
         """
 
     @abc.abstractmethod
+    def predict(self, frame: np.ndarray | None = None) -> Detections:
+        """Advances every track by one frame that the detector did not look at.
+
+        The motion model moves each track as `update` would, without associating anything,
+        so that the next `update` finds them where the people have walked to; no track is
+        lost or confirmed by it. Call it once per skipped frame, in order with `update`.
+
+        Args:
+            frame: The skipped (H, W, 3) frame: its size clips the boxes to the image.
+
+        Returns:
+            The predicted boxes of the confirmed tracks, with `tracker_id` set, the
+            confidence of each track's last detection and ``metadata["predicted"] = True``.
+        """
+
+    @abc.abstractmethod
     def reset(self) -> None:
         """Forgets every track; ids start at 1 again."""
 
@@ -137,6 +153,33 @@ class _UltralyticsTracker(Tracker):
             class_id=detections.class_id[rows],
             tracker_id=tracks[:, 4].astype(np.int64),
             metadata=detections.metadata,
+        )
+
+    def predict(self, frame: np.ndarray | None = None) -> Detections:
+        from ultralytics.trackers.byte_tracker import joint_stracks, merge_track_pools
+
+        tracker = self._tracker
+        tracker.frame_id += 1  # a skipped frame ages lost tracks as `update` does
+        tracker.multi_predict(joint_stracks(tracker.tracked_stracks, tracker.lost_stracks))
+        removed: list[Any] = []
+        tracker._remove_stale_lost(removed)  # lost for track_buffer frames: gone, as in update
+        merge_track_pools(tracker, [], [], [], removed)
+        metadata: dict[str, Any] = {"predicted": True}
+        if frame is not None:
+            metadata["image_size"] = frame.shape[:2]
+        shown = [t for t in tracker.tracked_stracks if t.is_activated]
+        if not shown:
+            return Detections.empty(tracked=True, metadata=metadata)
+        xyxy = np.array([t.xyxy for t in shown], np.float32)
+        if frame is not None:
+            h, w = frame.shape[:2]
+            xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+        return Detections(
+            xyxy=xyxy,
+            confidence=np.array([t.score for t in shown], np.float32),
+            class_id=np.array([int(t.cls) for t in shown], np.int64),
+            tracker_id=np.array([t.track_id for t in shown], np.int64),
+            metadata=metadata,
         )
 
     def reset(self) -> None:
@@ -315,6 +358,13 @@ class CameraTrackers:
         if tracker is None:
             tracker = self._trackers[camera_id] = self._factory()
         return tracker.update(detections, frame)
+
+    def predict(self, camera_id: str, frame: np.ndarray | None = None) -> Detections:
+        """Advances `camera_id`'s tracks by one frame the detector skipped (`Tracker.predict`)."""
+        tracker = self._trackers.get(camera_id)
+        if tracker is None:
+            tracker = self._trackers[camera_id] = self._factory()
+        return tracker.predict(frame)
 
     def reset(self, camera_id: str | None = None) -> None:
         """Forgets one camera's tracks (e.g. after its stream reconnects), or every camera's."""

@@ -208,7 +208,7 @@ def resolve_device(device: str) -> str:
 
 def camera_ids(cfg: ReidstreamConfig) -> tuple[str, ...]:
     """The cameras this process reads: the configured ones, else the synthetic scene's."""
-    return tuple(c.id for c in cfg.cameras) if cfg.cameras else cfg.synthetic_camera_ids
+    return tuple(c.id for c in cfg.active_cameras) if cfg.cameras else cfg.synthetic_camera_ids
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -231,7 +231,7 @@ def build_sources(
             raise ConfigError(f"synthetic: {e}") from e
         return [scene]
     warn_shared_clocks(cfg)
-    return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.cameras]
+    return [OpenCVCamera(c, cfg.sources, buffer, metrics, stop) for c in cfg.active_cameras]
 
 
 def warn_shared_clocks(cfg: ReidstreamConfig) -> list[list[str]]:
@@ -268,6 +268,25 @@ def build_detector(cfg: ReidstreamConfig, device: str) -> Detector | None:
     if problems := cfg.detector.missing():
         raise ConfigError("\n".join(problems))
     return create_detector(cfg.detector.name, **cfg.detector.options(device=device))
+
+
+def build_camera_detectors(
+    cfg: ReidstreamConfig, device: str, default: Detector | None
+) -> dict[str, Detector]:
+    """The detectors of cameras with their own `detector_input_size` (one per size, shared);
+    cameras at the default size use `default` and are not listed."""
+    sizes = {
+        c.id: c.detector_input_size
+        for c in cfg.active_cameras
+        if c.detector_input_size not in (None, cfg.detector.input_size)
+    }
+    if not sizes or default is None:
+        return {}
+    by_size: dict[int, Detector] = {}
+    for size in sorted(set(sizes.values())):
+        options = cfg.detector.options(device=device) | {"input_size": size}
+        by_size[size] = create_detector(cfg.detector.name, **options)
+    return {camera: by_size[size] for camera, size in sizes.items()}
 
 
 def build_trackers(cfg: ReidstreamConfig, device: str) -> CameraTrackers:
@@ -356,6 +375,7 @@ class _StageParts:
     """What the stages are built around."""
 
     detector: Detector | None
+    camera_detectors: dict[str, Detector]
     trackers: CameraTrackers
     tracklets: TrackletBuilder
     engine: Engine
@@ -377,9 +397,11 @@ def _build_parts(
 ) -> _StageParts:
     """The models and the stateful parts the stages are built around (the models load here)."""
     engine = engine or build_engine(cfg, device)
+    detector = detector or build_detector(cfg, device)
     return _StageParts(
         tracklets=build_tracklets(cfg, engine),
-        detector=detector or build_detector(cfg, device),
+        detector=detector,
+        camera_detectors=build_camera_detectors(cfg, device, detector),
         trackers=build_trackers(cfg, device),
         engine=engine,
         model=model_name or model_label(cfg),
@@ -412,14 +434,7 @@ def build_stages(
     to_publish = queue("publish", 4096)
     to_match = queue("match", 1024) if parts.matcher is not None else None
     stages: list[Stage] = [
-        DetectStage(
-            parts.detector,
-            buffer,
-            to_track,
-            metrics,
-            max_batch=cfg.detect.batch_for(device),
-            max_wait_s=cfg.detect.max_wait_ms / 1000,
-        ),
+        _detect_stage(cfg, device, buffer, parts, to_track, metrics),
         TrackStage(
             parts.trackers,
             to_track,
@@ -448,6 +463,26 @@ def build_stages(
         stages.append(MatchStage(parts.matcher, to_match, to_publish, metrics, on_links=on_links))
     stages.append(PublishStage(parts.publisher.publish, to_publish, metrics))
     return stages
+
+
+def _detect_stage(
+    cfg: ReidstreamConfig,
+    device: str,
+    buffer: FrameBuffer,
+    parts: _StageParts,
+    outbox: StageQueue,
+    metrics: PipelineMetrics,
+) -> DetectStage:
+    return DetectStage(
+        parts.detector,
+        buffer,
+        outbox,
+        metrics,
+        max_batch=cfg.detect.batch_for(device),
+        max_wait_s=cfg.detect.max_wait_ms / 1000,
+        camera_detectors=parts.camera_detectors,
+        interval=cfg.detect.interval,
+    )
 
 
 # ------------------------------------------------------------------------ matching, delivery

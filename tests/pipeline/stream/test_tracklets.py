@@ -157,3 +157,26 @@ def test_clips_carry_when_their_tracklet_was_first_seen():
     (clip,) = clips
     assert clip.frame_indices.tolist() == [3, 4, 5, 6]
     assert clip.tracklet_start == pytest.approx(1000.0) and clip.start_time == pytest.approx(1000.3)
+
+
+def test_predicted_boxes_are_recorded_but_never_cropped():
+    """Detecting every 3rd frame: clips hold the detected frames only, and a track that the
+    detector stops seeing closes after lost_after_s even while it is being predicted."""
+    b = builder(lost_after_s=0.5)
+    clips, boxes = [], 0
+    for i in range(12):
+        rows = tracked((7, GOOD, 0.9))
+        if i % 3:
+            rows = Detections(**{**rows.__dict__, "metadata": {"predicted": True}})
+        update = b.update(frame(i), rows)
+        clips += update.clips
+        boxes += len(update.boxes)
+        assert not update.rejected  # predictions are not gated, so not counted as rejected
+    assert boxes == 12
+    assert [c.frame_indices.tolist() for c in clips] == [[0, 3, 6, 9]]
+    predicted = Detections(**{**tracked((7, GOOD, 0.9)).__dict__, "metadata": {"predicted": True}})
+    closed = []
+    for i in range(12, 20):  # predicted only from now on: last detected at frame 9 (t=0.9 s)
+        closed += b.update(frame(i), predicted).closed
+    assert [c.track_id for c in closed] == [7]
+    assert closed[0].last_seen == pytest.approx(1000.9)
