@@ -87,7 +87,9 @@ class ReidstreamConfig:
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"cameras: each id at most once, repeated: {repeated}")
-        known = set(ids) if self.cameras else set(self.synthetic_camera_ids)
+        known = set(ids) if self.cameras else {f"cam{c + 1}" for c in range(self.synthetic.cameras)}
+        if unknown := sorted(set(self.run.only_cameras) - known):
+            raise ValueError(f"run.only_cameras: {unknown} are not configured ({sorted(known)})")
         named = {c for group in self.matcher.overlapping_cameras for c in group}
         named |= {c for t in self.matcher.transitions for c in (t.source, t.target)}
         if unknown := sorted(named - known):
@@ -97,7 +99,15 @@ class ReidstreamConfig:
 
     @property
     def synthetic_camera_ids(self) -> tuple[str, ...]:
-        """Ids of the synthetic scene's cameras this process reads."""
+        """Ids of the synthetic scene's cameras this process reads (synthetic.only_cameras and
+        run.only_cameras)."""
         every = tuple(f"cam{c + 1}" for c in range(self.synthetic.cameras))
-        only = self.synthetic.only_cameras
-        return tuple(c for c in every if c in only) if only else every
+        for only in (self.synthetic.only_cameras, self.run.only_cameras):
+            every = tuple(c for c in every if c in only) if only else every
+        return every
+
+    @property
+    def active_cameras(self) -> tuple[CameraConfig, ...]:
+        """The configured cameras this process reads (run.only_cameras)."""
+        only = self.run.only_cameras
+        return tuple(c for c in self.cameras if not only or c.id in only)

@@ -58,7 +58,11 @@ PIPELINE_PARTS: dict[str, set[str]] = {
 PIPELINE_PARTS["pipeline.settings"] = set(PIPELINE_PARTS) | {"pipeline.settings"}
 PIPELINE_PARTS["pipeline.assemble"] = PIPELINE_PARTS["pipeline.settings"]
 PIPELINE_PARTS["pipeline.adapt"] = PIPELINE_PARTS["pipeline.assemble"] | {"pipeline.assemble"}
-PIPELINE_PARTS["pipeline.bench"] = PIPELINE_PARTS["pipeline.adapt"] | {"pipeline.adapt"}
+PIPELINE_PARTS["pipeline.processes"] = PIPELINE_PARTS["pipeline.adapt"]
+PIPELINE_PARTS["pipeline.bench"] = PIPELINE_PARTS["pipeline.adapt"] | {
+    "pipeline.adapt",
+    "pipeline.processes",
+}
 PIPELINE_PARTS["pipeline.cli"] = PIPELINE_PARTS["pipeline.bench"] | {"pipeline.bench"}
 #: Other packages (and their third-party libraries) a part must not import.
 PART_MUST_NOT_USE = {

@@ -8,8 +8,8 @@ stops the cameras; what was read is still processed and delivered (run.shutdown_
 most), then the process exits: 0, or 1 when anything was lost (`RunSummary.lost`: messages a
 sink's disk still refused at the shutdown deadline, items not processed by then) or when no
 camera produced a single frame (each is named with its last error). A second signal exits at
-once. The matching side of a worker is
-`reidstream matcher`.
+once. The matching side of a worker is `reidstream matcher`; `run` with run.workers = N > 1
+runs N workers and a matcher as one job (`pipeline.processes`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pipeline.cli.common import (
 from pipeline.config import redact_text
 
 if TYPE_CHECKING:
-    from pipeline.stream.job import RunSummary
+    from pipeline.processes import ProcessJob
+    from pipeline.stream.job import Job, RunSummary
 
 __all__ = ["add_arguments", "frames_read", "print_summary", "run"]
 
@@ -50,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_from_args(args)
     setup_logging(cfg.log_level)
     with usage_errors(OSError):  # a file that cannot be read; FileNotFoundError among them
-        job = build_job(cfg, role=_ROLES[args.command])  # type: ignore[arg-type]
+        if args.command == "run" and cfg.run.workers > 1:
+            from pipeline.processes import ProcessJob
+
+            argv = [*(["--config", args.config] if args.config else []), *args.overrides]
+            job: Job | ProcessJob = ProcessJob(cfg, argv)
+        else:
+            job = build_job(cfg, role=_ROLES[args.command])  # type: ignore[arg-type]
     with handle_signals(job.request_stop):
         summary = job.run()
     print_summary(summary)

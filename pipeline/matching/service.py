@@ -118,8 +118,10 @@ class MatcherService:
             self._consumer.subscribe(
                 [topic], listener=_seek_on_assign(self._consumer, self._positions)
             )
-        self._stop = threading.Event()
+        self._stop, self._drain = threading.Event(), threading.Event()
         self._seen = Seen()
+        #: Records left on the topic when a drain ended at `request_stop` (None: not drained).
+        self.unread: int | None = None
         self.embeddings = self.links = self.duplicates = 0
         self.committed_batches = 0
         self.fenced = False
@@ -128,14 +130,24 @@ class MatcherService:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def request_drain(self) -> None:
+        """Asks `run` to return once it has matched and committed every record the topic holds
+        now (the producers have ended): what a job of several processes does at its end.
+        A `request_stop` before then stops it anyway, with `unread` set."""
+        self._drain.set()
+
     def run(self) -> None:
-        """Runs until `request_stop`; the batch in hand is finished and committed first."""
+        """Runs until `request_stop` (or a drain ends); the batch in hand is finished and
+        committed first."""
         if self._changelog is not None:
             self._restore()
         log.info("matcher: consuming %s", self.topic)
         while not self._stop.is_set():
             batches = self._consumer.poll(timeout_ms=500, max_records=500)
             if not batches:
+                if self._drain.is_set() and self._unread() == 0:
+                    log.info("matcher: every embedding on %s is matched", self.topic)
+                    break
                 continue
             self._check_assignment()
             items = self._decode(batches)
@@ -144,6 +156,23 @@ class MatcherService:
             if not self._deliver():
                 break  # stopping with links undelivered: leave the offsets uncommitted
             self._commit(batches)
+        if self._drain.is_set() and self.unread is None:
+            self.unread = self._unread()
+
+    def _unread(self) -> int | None:
+        """Records of the assigned partitions past this consumer's position; None before the
+        group has assigned any (or when the broker cannot say)."""
+        from kafka.errors import KafkaError
+
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return None
+        try:
+            ends = self._consumer.end_offsets(assigned)
+            return sum(max(end - self._consumer.position(tp), 0) for tp, end in ends.items())
+        except KafkaError as e:
+            log.warning("matcher: could not read the topic's end offsets: %r", e)
+            return None
 
     @property
     def invalid(self) -> int:
