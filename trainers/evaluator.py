@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +26,13 @@ from torch import nn
 
 from reid_models.pretrained import PretrainedCfg
 from trainers.data import extract_features
-from trainers.evaluation import RankResult, evaluate_rank, pairwise_distance, re_ranking
+from trainers.evaluation import (
+    ProtocolName,
+    RankResult,
+    evaluate_rank,
+    pairwise_distance,
+    re_ranking,
+)
 
 if TYPE_CHECKING:
     from trainers.datasets.base import Tracklet, VideoDataset
@@ -79,7 +85,7 @@ def evaluate_model(
     batch_size: int,
     device: torch.device | str,
     workers: int = 0,
-    protocol: Literal["mars", "torchreid"] = "mars",
+    protocol: ProtocolName = "mars",
     rerank: bool = False,
     rerank_k1: int = 20,
     rerank_k2: int = 6,
@@ -95,7 +101,8 @@ def evaluate_model(
         batch_size: Test clips per forward pass.
         device: Where the model runs.
         workers: Loader processes decoding test clips.
-        protocol: ``mars`` (official MATLAB kit) or ``torchreid``; see `evaluate_rank`.
+        protocol: ``mars`` (official MATLAB kit), ``ap3d`` (AP3D's ``eval_metrics``) or
+            ``torchreid``; see `trainers.evaluation.rank`.
         rerank: Apply k-reciprocal re-ranking.
         rerank_k1: Its k-reciprocal neighbourhood size (paper: 20; must be < Q + G).
         rerank_k2: Its query-expansion neighbours (paper: 6).
@@ -145,9 +152,7 @@ def _reranked(
     )
 
 
-def _rank(
-    distmat: np.ndarray, dataset: VideoDataset, protocol: Literal["mars", "torchreid"]
-) -> RankResult:
+def _rank(distmat: np.ndarray, dataset: VideoDataset, protocol: ProtocolName) -> RankResult:
     """`evaluate_rank` with the pids and camids of `dataset`'s query and gallery."""
     return evaluate_rank(
         distmat,

@@ -426,11 +426,13 @@ class TrainSettings:
 class EvalSettings:
     """How the test split is embedded and ranked (see `trainers.evaluator.evaluate_model`)."""
 
-    protocol: Literal["mars", "torchreid"] = field(
+    protocol: Literal["mars", "ap3d", "torchreid"] = field(
         default="mars",
         metadata={
-            "help": "'mars': the official protocol, queries inside the gallery (AP3D, MATLAB kit); "
-            "'torchreid': gallery without queries, queries with no match skipped (not comparable)."
+            "help": "Scoring rules of the code a paper used (trainers/evaluation/rank.py): "
+            "'mars': the MATLAB kit of MARS, GLTR and M3D (trapezoid AP, id -1 junk, a query "
+            "without a match counts 0); 'ap3d': AP3D's eval_metrics (standard AP, id -1 junk, "
+            "such queries skipped); 'torchreid': standard AP, id -1 not junk, skipped."
         },
     )
     rerank: bool = field(
