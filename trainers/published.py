@@ -9,6 +9,12 @@ that rank. `reidstream results` prints them beside measured runs.
 Caveats kept with the numbers (``note``): PersonVLAD's MARS figures come from its own
 random-probe protocol (one random probe tracklet per identity against all gallery tracklets,
 10 repeats: Wu et al. Sec. IV-B(a)), and M3D's PRID/iLIDS figures are 10-split means.
+
+Each paper's numbers were scored under one evaluation protocol (`PAPER_PROTOCOLS`, the
+``eval.protocol`` names of `trainers.evaluation.rank`), the one its recipes in trainers/configs
+use: AP3D's code scores with its own ``tools/eval_metrics.py`` (``ap3d``), GLTR's and M3D's with
+the MARS MATLAB kit (``mars``). Liao et al. and Wu et al. released no code; both papers point to
+the MARS benchmark's own evaluation, the MATLAB kit, hence ``mars``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,59 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["METRICS", "PUBLISHED", "PublishedResult", "model_key", "published_for"]
+__all__ = [
+    "METRICS",
+    "PAPER_PROTOCOLS",
+    "PUBLISHED",
+    "PaperProtocol",
+    "PublishedResult",
+    "model_key",
+    "published_for",
+]
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP")
+
+
+@dataclass(frozen=True)
+class PaperProtocol:
+    """The evaluation protocol a paper's numbers were scored under, and why we say so.
+
+    Attributes:
+        protocol: An ``eval.protocol`` name (`trainers.evaluation.rank.PROTOCOLS`).
+        why: The evidence: the paper by section, or the official code by file.
+    """
+
+    protocol: str
+    why: str
+
+
+#: Paper key -> the protocol its published numbers were scored under.
+PAPER_PROTOCOLS: dict[str, PaperProtocol] = {
+    "ap3d": PaperProtocol(
+        "ap3d",
+        "the official code scores with tools/eval_metrics.py (github.com/guxinqian/AP3D, "
+        "test-all.py); the paper names CMC and mAP only (Gu et al., Sec. 5.1)",
+    ),
+    "gltr": PaperProtocol(
+        "mars",
+        "the official code scores with the MARS MATLAB kit, Mars_test/ and Duke_test/ "
+        "(github.com/ljn114514/GLTR); 'we follow the protocol of MARS' (Li et al., Sec. 4.1)",
+    ),
+    "m3d": PaperProtocol(
+        "mars",
+        "the official code scores with the MARS MATLAB kit, Mars_test/ (github.com/ljn114514/M3D)",
+    ),
+    "i3d_nonlocal": PaperProtocol(
+        "mars",
+        "no code released; 'the standard experimental protocols' (Liao et al., Sec. 4.2) and "
+        "MARS 'under single query' (Sec. 4.3.1), the MARS benchmark's own MATLAB kit",
+    ),
+    "personvlad": PaperProtocol(
+        "mars",
+        "no code released; mAP as in [65], the Market-1501 MATLAB kit the MARS kit extends "
+        "(Wu et al., Sec. IV-A), 'single query setting' (Table IX)",
+    ),
+}
 
 
 def model_key(name: str, overrides: Mapping[str, Any] | None = None) -> str:
@@ -62,6 +118,11 @@ class PublishedResult:
     @property
     def key(self) -> tuple[str, str, bool]:
         return (model_key(self.model, self.overrides), self.dataset, self.rerank)
+
+    @property
+    def protocol(self) -> str:
+        """The ``eval.protocol`` the paper's numbers were scored under (`PAPER_PROTOCOLS`)."""
+        return PAPER_PROTOCOLS[self.paper].protocol
 
     def metrics(self) -> dict[str, float | None]:
         return {m: getattr(self, m) for m in METRICS}

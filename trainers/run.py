@@ -9,7 +9,8 @@
                               ─▶ results.md     one markdown row (the header once)
 
 `read_runs` finds the ``metrics.json`` files under a folder; `results_table` (`reidstream
-results`) puts them beside the papers' numbers (`trainers.published`). Every argument is
+results`) puts them beside the papers' numbers (`trainers.published`), each row with the
+evaluation protocol its numbers were scored under. Every argument is
 explicit: this module knows nothing of the command line's configuration tree.
 """
 
@@ -29,8 +30,8 @@ from torch import nn
 
 from reid_models import ReIDModel, create_model
 from reid_models.pretrained import PretrainedCfg
-from trainers.evaluation import RankResult, plot_cmc
-from trainers.published import METRICS, PublishedResult, model_key
+from trainers.evaluation import PROTOCOL_RULES, RankResult, plot_cmc
+from trainers.published import METRICS, PAPER_PROTOCOLS, PublishedResult, model_key
 
 __all__ = [
     "AMP_DTYPES",
@@ -220,27 +221,45 @@ _HEADS = ("R1", "R5", "R20", "mAP")
 
 
 def results_table(published: Sequence[PublishedResult], runs: Sequence[RunMetrics]) -> str:
-    """The markdown table: one line per published row, then the unmatched measured keys."""
-    measured: dict[tuple[str, str, bool], list[RunMetrics]] = defaultdict(list)
+    """The markdown table and a legend of the protocols in it.
+
+    One line per published row, beside the runs of its model variant and dataset that were
+    scored under the paper's protocol (`PublishedResult.protocol`); then one line per other
+    (variant, dataset, protocol) that was measured, so runs under different protocols are never
+    averaged together nor set beside numbers scored otherwise.
+    """
+    measured: dict[tuple[tuple[str, str, bool], str], list[RunMetrics]] = defaultdict(list)
     for r in runs:
-        measured[r.key].append(r)
-    head = ["paper", "row", "model", "dataset", "source"]
+        measured[(r.key, r.protocol)].append(r)
+    head = ["paper", "row", "model", "dataset", "protocol", "source"]
     head += [f"paper {h}" for h in _HEADS] + [f"ours {h}" for h in _HEADS] + ["runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown = set()
     for p in published:
-        mine = measured.get(p.key, [])
-        shown.add(p.key)
+        shown.add((p.key, p.protocol))
         model = p.key[0] + (" +rerank" if p.rerank else "")
         source = p.source + (f" ({p.note})" if p.note else "")
-        cells = [p.paper, p.row, model, p.dataset, source]
-        cells += [_cell(p.metrics()[c]) for c in COLUMNS] + _measured(mine)
+        cells = [p.paper, p.row, model, p.dataset, p.protocol, source]
+        cells += [_cell(p.metrics()[c]) for c in COLUMNS]
+        cells += _measured(measured.get((p.key, p.protocol), []))
         lines.append("| " + " | ".join(cells) + " |")
-    for key in sorted(k for k in measured if k not in shown):
+    for key, protocol in sorted(k for k in measured if k not in shown):
         model = key[0] + (" +rerank" if key[2] else "")
-        cells = ["", "", model, key[1], ""] + [""] * len(COLUMNS) + _measured(measured[key])
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = ["", "", model, key[1], protocol, ""] + [""] * len(COLUMNS)
+        lines.append("| " + " | ".join(cells + _measured(measured[(key, protocol)])) + " |")
+    protocols = sorted({p.protocol for p in published} | {protocol for _, protocol in measured})
+    return "\n".join([*lines, "", *_protocol_legend(protocols, published)])
+
+
+def _protocol_legend(protocols: Sequence[str], published: Sequence[PublishedResult]) -> list[str]:
+    """Markdown lines: what each protocol reproduces, and why each paper shown is scored so."""
+    lines = ["Protocols (their rules: trainers/evaluation/rank.py):"]
+    for name in protocols:
+        rules = PROTOCOL_RULES.get(name)
+        lines.append(f"- `{name}`: {rules.source if rules else 'not a protocol of this version'}")
+        for paper in sorted({p.paper for p in published if p.protocol == name}):
+            lines.append(f"  - {paper}: {PAPER_PROTOCOLS[paper].why}")
+    return lines
 
 
 def _measured(runs: list[RunMetrics]) -> list[str]:

@@ -8,6 +8,7 @@ number is found, as printed, in the paper's text (when the paper texts are besid
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ import pytest
 from pipeline.config import ConfigError, describe_config, load_config
 from reid_models import is_model
 from trainers.datasets import list_datasets
-from trainers.published import METRICS, PUBLISHED, model_key, published_for
-from trainers.settings import ENV_PREFIX, TrainConfig
+from trainers.evaluation.rank import PROTOCOLS
+from trainers.published import METRICS, PAPER_PROTOCOLS, PUBLISHED, model_key, published_for
+from trainers.settings import ENV_PREFIX, EvalSettings, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "trainers" / "configs").glob("*.yaml"))
@@ -54,6 +56,24 @@ def test_every_published_paper_and_dataset_has_a_recipe() -> None:
     names = {p.stem for p in CONFIGS}
     wanted = {f"{r.paper}_{short[r.dataset]}" for r in PUBLISHED}
     assert wanted <= names, sorted(wanted - names)
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if p.stem.rpartition("_")[0] in PAPER_PROTOCOLS]
+)
+def test_every_paper_recipe_scores_as_its_paper_was_scored(path: Path) -> None:
+    paper = path.stem.rpartition("_")[0]
+    assert _load(path).eval.protocol == PAPER_PROTOCOLS[paper].protocol
+
+
+def test_paper_protocols_exist_and_cite_sections_or_code() -> None:
+    assert set(PAPER_PROTOCOLS) == {r.paper for r in PUBLISHED}
+    assert set(typing.get_args(typing.get_type_hints(EvalSettings)["protocol"])) == set(PROTOCOLS)
+    assert PAPER_PROTOCOLS["ap3d"].protocol == "ap3d"
+    for paper, chosen in PAPER_PROTOCOLS.items():
+        assert chosen.protocol in PROTOCOLS, paper
+        assert re.search(r"Sec\. [\dIVX]|github\.com/", chosen.why), paper
+        assert "spec" not in chosen.why and "shared" not in chosen.why, paper
 
 
 def test_synthetic_recipes_are_small() -> None:

@@ -143,21 +143,24 @@ PROTOCOL_RULES: dict[str, Protocol] = {
             junk_minus_one=True,
             trapezoid=True,
             no_match="zero",
-            source="MARS MATLAB kit: compute_AP.m + evaluation.m (GLTR, M3D Mars_test/)",
+            source="MARS MATLAB kit (liangzheng06/MARS-evaluation; GLTR's and M3D's Mars_test/): "
+            "compute_AP.m's trapezoid AP, a query without a match counts 0 as in evaluation.m",
         ),
         Protocol(
             "ap3d",
             junk_minus_one=True,
             trapezoid=False,
             no_match="skip",
-            source="AP3D tools/eval_metrics.py (test-all.py; id -1 dropped by its loader)",
+            source="AP3D's tools/eval_metrics.py (github.com/guxinqian/AP3D): standard AP, id -1 "
+            "dropped by its loader, queries without a match skipped",
         ),
         Protocol(
             "torchreid",
             junk_minus_one=False,
             trapezoid=False,
             no_match="skip",
-            source="torchreid.metrics.rank.eval_market1501",
+            source="torchreid.metrics.rank.eval_market1501: standard AP, id -1 not special, "
+            "queries without a match skipped",
         ),
     )
 }

@@ -94,8 +94,9 @@ def test_results_puts_measured_beside_published(run_dir: Path, capsys) -> None:
     assert main(["results", "--runs", str(run_dir.parent)]) == 0
     table = capsys.readouterr().out
     published = next(line for line in table.splitlines() if "ResNet-18 C2D" in line)
-    assert "| mars |" in published and "86.90" in published and "79.00" in published
+    assert "| mars | ap3d |" in published and "86.90" in published and "79.00" in published
     measured = next(line for line in table.splitlines() if "synthetic_mars" in line)
+    assert "| synthetic_mars | mars |" in measured  # the recipe's eval.protocol
     map_cell = f"{_metrics(run_dir)['final']['mAP']:.2f}"
     assert "c2d_r18" in measured and map_cell in measured
 
