@@ -18,8 +18,8 @@ Protocol (GLTR, Li et al. ICCV 2019, §4.1, gives the splits but not the query/g
 which comes with the dataset release): query = the rows of ``query`` in ``info_<set>.mat``;
 gallery = **all** rows of ``list_seq_<set>.txt``, queries included, as BiCnet-TKS appends the
 query features to the gallery for evaluation; pids as listed (a -1 line, if any, stays -1 and is
-junk to the ``"mars"`` evaluation protocol). ``eval_set="val"`` reads the validation split that
-GLTR's ablations use (Fig. 6).
+junk to the ``"mars"`` and ``"ap3d"`` evaluation protocols). ``eval_set="val"`` reads the
+validation split that GLTR's ablations use (Fig. 6).
 
 The .mat files are MATLAB v7.3 (HDF5): scipy cannot read them, so this needs h5py (not a
 dependency of the package); v5 files, as ``scipy.io.savemat`` writes, are read by scipy.

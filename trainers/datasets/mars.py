@@ -20,9 +20,10 @@ Protocols (``protocol=``):
   ``query_IDX``; gallery = **all** 12180 test tracklets in file order, the queries included.
   Distractors (pid 0, 3248 tracklets) stay as ordinary negatives. Junk (pid -1, 870 tracklets)
   stays with pid -1: `trainers.evaluation.evaluate_rank(protocol="mars")` ignores every gallery
-  entry of pid -1, as ``evaluation_mars.m`` does, and the query itself is junk there too (same pid,
-  same camera). Every query then has a true match (none lacks one; counted from the devkit's
-  ``query_IDX.mat`` and ``tracks_test_info.mat``).
+  entry of pid -1, as ``evaluation_mars.m`` does, and so does ``protocol="ap3d"``, as AP3D's
+  loader drops them; the query itself is junk there too (same pid, same camera). Every query
+  then has a true match (none lacks one; counted from the devkit's ``query_IDX.mat`` and
+  ``tracks_test_info.mat``).
 - ``"torchreid"``: torchreid's (and jiyanggao's) split: gallery = the non-query rows with pid -1
   dropped (9330 tracklets); 140 queries then have no true match and are skipped by its
   evaluation. For comparing with numbers published on that protocol.
