@@ -6,6 +6,8 @@ worked out by hand from the rules in `trainers.evaluation.rank`.
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,9 @@ from matplotlib.image import imread
 from scipy.spatial.distance import cdist
 
 from trainers.evaluation import (
+    PROTOCOL_RULES,
     PROTOCOLS,
+    ProtocolName,
     RankResult,
     evaluate_rank,
     mean_over_splits,
@@ -161,6 +165,24 @@ def test_no_valid_query_raises_only_where_queries_are_skipped() -> None:
     for protocol in ("ap3d", "torchreid"):
         with pytest.raises(ValueError, match=f"no query has a good gallery match \\({protocol}"):
             evaluate_rank(*q1, protocol=protocol)
+
+
+def test_mars_and_ap3d_differ_only_in_map_when_every_query_has_a_match() -> None:
+    rng = np.random.default_rng(3)
+    g_pids = np.repeat(np.arange(1, 21), 6)  # 20 ids x 6 tracklets, cameras 0..5
+    g_cams = np.tile(np.arange(6), 20)
+    q_idx = np.arange(0, 120, 6)  # one query per id, camera 0, in the gallery
+    dist = rng.uniform(size=(20, 120)) + 0.6 * (g_pids[None, :] != g_pids[q_idx, None])
+    args = (dist, g_pids[q_idx], g_pids, g_cams[q_idx], g_cams)
+    mars = evaluate_rank(*args, protocol="mars", max_rank=20)
+    ap3d = evaluate_rank(*args, protocol="ap3d", max_rank=20)
+    np.testing.assert_array_equal(mars.cmc, ap3d.cmc)
+    assert mars.num_valid_queries == ap3d.num_valid_queries == 20
+    assert 0 < ap3d.mAP - mars.mAP < 0.1, (mars.mAP, ap3d.mAP)
+
+
+def test_protocol_names_agree() -> None:
+    assert typing.get_args(ProtocolName) == PROTOCOLS == tuple(PROTOCOL_RULES)
 
 
 def _hits_lead(hits: np.ndarray) -> bool:
