@@ -218,6 +218,26 @@ def _run_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", type=_file, required=True, help="YOLOv5 ONNX (COCO)")
+    parser.add_argument(
+        "--video", type=_file, action="append", required=True, help="video file (repeatable)"
+    )
+    parser.add_argument("--frames", type=int, default=300, help="frames per video")
+    parser.add_argument(
+        "--intervals", type=_ints, default=[2, 3, 5], help="detection intervals, e.g. 2,3,5"
+    )
+
+
+def _run_interval(args: argparse.Namespace) -> int:
+    from pipeline.bench import interval
+
+    interval.run(
+        weights=args.weights, videos=args.video, frames=args.frames, intervals=args.intervals
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------------- temporal
 
 
@@ -447,6 +467,14 @@ TARGETS = {
         "frames/s and ms per stage as a Markdown table.",
         _detector_arguments,
         _run_detector,
+    ),
+    "interval": Target(
+        "detect.interval: the tracker's predicted boxes on skipped frames against detecting all",
+        "Run the detector on every frame of each video, then ByteTrack with the detections of "
+        "every k-th frame only, predicting the frames between as the streaming job does; print "
+        "how well the predicted boxes overlap the every-frame tracks (IoU) as a Markdown table.",
+        _interval_arguments,
+        _run_interval,
     ),
     "temporal": Target(
         "does temporal modelling pay off? C2D against temporal ResNet-18s, trained here",
