@@ -6,6 +6,10 @@ is padded with grey (114), the preprocessing every YOLO export expects:
     source (H, W)  --scale by gain-->  (round(H*g), round(W*g))  --pad-->  input (h, w)
                                        top/left pads = round(pad/2 - 0.1)
 
+A graph that takes any (h, w) needs less padding: `rect_shape` gives the smallest input holding the
+scaled image whose sides are multiples of the network's stride (Ultralytics' `LetterBox(auto=True)`,
+e.g. 640x360 frames at 640 -> a 384x640 input instead of 640x640); the scale is that of the square.
+
 The arithmetic (rounding of each side, the -0.1 on the leading pads, per-axis gains) follows
 Ultralytics' `LetterBox` and `scale_boxes` exactly, so boxes from a network run here land on the
 same source pixels as in Ultralytics' own predictor; `tests/detectors/test_letterbox.py` pins it.
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["PAD_VALUE", "Letterbox", "letterbox"]
+__all__ = ["PAD_VALUE", "Letterbox", "letterbox", "rect_shape"]
 
 #: Grey used for the padding, as in YOLOv5/v8 training.
 PAD_VALUE = 114
@@ -53,22 +57,45 @@ class Letterbox:
         return boxes
 
 
+def rect_shape(source: tuple[int, int], size: int, *, stride: int = 32) -> tuple[int, int]:
+    """The (h, w) input with the least padding for a `source` (H, W) image scaled to fit a
+    `size` x `size` square: each scaled side padded up to the next multiple of `stride` (capped
+    at `size`), as Ultralytics' ``LetterBox(auto=True)``."""
+    new_h, new_w = _scaled(source, (size, size))
+    return new_h + (size - new_h) % stride, new_w + (size - new_w) % stride
+
+
+def _scaled(source: tuple[int, int], fit: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of `source` scaled, keeping its aspect ratio, to fit in `fit`."""
+    height, width = source
+    gain = min(fit[0] / height, fit[1] / width)
+    return max(round(height * gain), 1), max(round(width * gain), 1)
+
+
 def letterbox(
-    image: np.ndarray, *, size: tuple[int, int], pad_value: int = PAD_VALUE
+    image: np.ndarray,
+    *,
+    size: tuple[int, int],
+    fit: tuple[int, int] | None = None,
+    pad_value: int = PAD_VALUE,
 ) -> tuple[np.ndarray, Letterbox]:
-    """Scales `image` to fit `size` without distortion and pads the rest.
+    """Scales `image` to fit `fit` without distortion and pads it, centred, to `size`.
 
     Args:
         image: (H, W, C) image.
         size: (h, w) of the result.
+        fit: (h, w) the image is scaled to fit (default `size`); at most `size` on each side.
+            A `rect_shape` input, or one shared by a batch of frames of different shapes,
+            scales each frame as its square would.
         pad_value: Value of the padding pixels.
 
     Returns:
         The (h, w, C) letterboxed image and the placement, whose `to_source` maps boxes back.
     """
     height, width = image.shape[:2]
-    gain = min(size[0] / height, size[1] / width)
-    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    new_h, new_w = _scaled((height, width), size if fit is None else fit)
+    if new_h > size[0] or new_w > size[1]:
+        raise ValueError(f"letterbox: {height}x{width} fitted to {fit} does not fit in {size}")
     if (new_w, new_h) != (width, height):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     pad_h, pad_w = (size[0] - new_h) / 2, (size[1] - new_w) / 2
