@@ -75,10 +75,12 @@ class DetectorConfig:
         default=None,
         metadata={
             "ge": 32,
-            "help": "Network input side in pixels (YOLO: multiple of 32, default 640 or the "
-            "export's fixed size; HOG: longer side the frame is resized to, default 800; "
-            "openvino: the model's fixed input, needed only if it is dynamic). Larger finds "
-            "smaller people at quadratic cost.",
+            "help": "Network input side in pixels (YOLO: the longer side, a multiple of 32, "
+            "default 640 or the export's fixed size; onnx-yolo pads each frame only to the next "
+            "multiple of 32 and re-heads a fixed YOLOv5 export to take a size set here; HOG: "
+            "longer side the frame is resized to, default 800; openvino: the model's fixed "
+            "input, needed only if it is dynamic). Larger finds smaller people at quadratic "
+            "cost.",
         },
     )
     classes: tuple[int, ...] = field(

@@ -87,22 +87,25 @@ def test_matches_ultralytics_predictions_on_the_same_onnx(adapted_yolov5n, pets_
         np.testing.assert_allclose(mine.confidence, boxes.conf, atol=1e-4)
 
 
-def test_an_ultralytics_export_is_read_as_yolov8(yolov8n_onnx, pets_frames):
+@pytest.mark.parametrize("rect", [True, False])
+def test_an_ultralytics_export_is_read_as_yolov8(yolov8n_onnx, pets_frames, rect):
     """A real Ultralytics export (random weights): layout and classes from shape and metadata,
-    and the same boxes as Ultralytics' predictor at a threshold low enough to get some."""
+    and the same boxes as Ultralytics' predictor at a threshold low enough to get some, with
+    its minimal padding (rect: 320x240 for PETS) or its square input."""
     from ultralytics import YOLO
 
     every_class = list(range(80))
-    options = {"confidence": 1e-5, "input_size": 320, "classes": every_class}
+    options = {"confidence": 1e-5, "input_size": 320, "classes": every_class, "rect": rect}
     with create_detector("onnx-yolo", weights=yolov8n_onnx, **options) as detector:
-        assert (detector.layout, detector.num_classes, detector.input_size) == (
+        assert (detector.layout, detector.num_classes, detector.input_size, detector.rect) == (
             "yolov8",
             80,
             (320, 320),
+            rect,
         )
         ours = detector.detect(pets_frames[:2])
     theirs = YOLO(str(yolov8n_onnx), task="detect").predict(
-        pets_frames[:2], imgsz=320, conf=1e-5, rect=False, verbose=False
+        pets_frames[:2], imgsz=320, conf=1e-5, rect=rect, verbose=False
     )
     for mine, result in zip(ours, theirs, strict=True):
         boxes = result.boxes.cpu().numpy()
@@ -120,7 +123,9 @@ def test_a_static_batch_and_size_are_honoured(yolov8n_pt, pets_frames, tmp_path)
     with create_detector("onnx-yolo", **options) as detector:
         assert detector.input_size == (256, 256)
         assert len(detector.detect(pets_frames[:3])) == 3  # run as three batches of one
-    with pytest.raises(DetectorError, match=r"input is fixed at 256x256; input_size=320"):
+    with pytest.raises(
+        DetectorError, match=r"input is fixed at 256x256; input_size=320 .*YOLOv8/11 layout"
+    ):
         create_detector("onnx-yolo", input_size=320, **options)
 
 
