@@ -2,7 +2,7 @@
 Ultralytics' own `model.track()` loop.
 
     reidstream bench detector --weights yolov5n_coco.onnx --video a.avi --video b.mp4 \\
-        [--frames 100] [--tracker bytetrack] [--pt-yaml yolov8n.yaml]
+        [--frames 100] [--tracker bytetrack] [--pt-yaml yolov8n.yaml] [--input-sizes 640,480]
 
 For every video, in one run, on the same frames:
 
@@ -21,6 +21,9 @@ The detect and track columns split our loop's time (decoding excluded, the loop 
 `detectors.offline.track_frames`, that of `reidstream track`); Ultralytics' loop does not expose
 that split. Thresholds are those of `reidstream track` (confidence 0.1, IoU 0.7,
 person only, 640 px input). Not a test: numbers depend on the machine and its load.
+
+With ``--input-sizes`` the command measures instead what smaller ``onnx-yolo`` inputs cost in
+detections and gain in time (`pipeline.bench.input_size`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from detectors.offline import StageTimes, track_frames
 from detectors.safe_loading import load_yolo
 from detectors.video import VideoReader
 from detectors.yolov5_onnx import adapt_yolov5_onnx
+from pipeline.bench import input_size
+from pipeline.bench.input_size import SizeRow
 
 __all__ = ["Row", "measure_ours", "measure_ultralytics_track", "print_table", "run"]
 
@@ -193,7 +198,8 @@ def run(
     frames: int = 100,
     tracker: str = "bytetrack",
     pt_yaml: str | None = None,
-) -> list[Row]:
+    input_sizes: Sequence[int] | None = None,
+) -> list[Row] | list[SizeRow]:
     """Measures every pipeline on the first `frames` frames of each video; prints the table.
 
     Args:
@@ -202,7 +208,11 @@ def run(
         frames: Frames per video and row.
         tracker: ``bytetrack`` or ``botsort``, for every row.
         pt_yaml: An Ultralytics architecture YAML: also time a random-weight ``.pt`` of it.
+        input_sizes: Instead, measure ``onnx-yolo`` at these input sizes against its 640
+            square input (`pipeline.bench.input_size`).
     """
+    if input_sizes:
+        return input_size.run(weights=weights, videos=videos, sizes=input_sizes, frames=frames)
     print(f"CPU threads: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} at start")
     rows = []
     with tempfile.TemporaryDirectory(prefix="reidstream-bench-") as folder:
