@@ -108,6 +108,11 @@ COMMANDS = (
         "results", "pipeline.cli.results", "print published results beside measured ones (markdown)"
     ),
     Command(
+        "convert",
+        "pipeline.cli.convert",
+        "convert a checkpoint of the official AP3D, GLTR or M3D code into a reidstream checkpoint",
+    ),
+    Command(
         "export",
         "pipeline.cli.export",
         "export a ReID model to ONNX or TorchScript (+ JSON sidecar) and check parity",
