@@ -10,7 +10,8 @@
     profiler.start(depths, cameras)
                                 a sampler thread records every `interval_s`: queue depths,
                                 per-camera frame and drop counters, process CPU time and RSS,
-                                GPU memory and utilisation (when torch uses CUDA)
+                                GPU memory and utilisation (when torch uses CUDA), and the
+                                machine's 1-minute load average
     profiler.stop()
     profiler.report(t0, t1)     `Report`: the figures over the window [t0, t1] of `clock`
 
@@ -22,12 +23,17 @@ tracklet's last clip, cut when the tracker has lost the person for `tracklets.lo
 The same recorder serves the baseline loop (`pipeline.bench.baseline`), which reports frames and
 links through `frame_done` and `link_made` itself, so both are measured by one definition.
 
+The load average (`os.getloadavg`, runnable processes of the whole machine) at the start and
+at the end of the run tells a busy machine from a slow job: on a shared machine other users'
+work takes cores from the run without showing in its own CPU time.
+
 Percentiles are exact (numpy over every batch or link in the window), not histogram estimates;
 the Prometheus histograms of `pipeline.monitoring.metrics` stay what a live site watches.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +66,7 @@ class Sample:
     rss: int  # bytes
     gpu_util: float | None = None  # percent
     gpu_mem: int | None = None  # bytes allocated by torch
+    load: float | None = None  # the machine's 1-minute load average
 
 
 @dataclass
@@ -100,6 +107,7 @@ class Report:
     stages: dict[str, StageFigures] = field(default_factory=dict)
     queue_series: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    load_1min: tuple[float, float] | None = None  # the machine's load at the start, at the end
 
     @property
     def min_fps(self) -> float:
@@ -228,6 +236,7 @@ class Profiler:
             dropped={s.camera_id: s.dropped for s in states},
             cpu_s=cpu.user + cpu.system,
             rss=self._process.memory_info().rss,
+            load=_load(),
             **_gpu(),
         )
         self.samples.append(sample)
@@ -273,6 +282,7 @@ class Profiler:
                 q: [(round(s.t - t0, 3), s.depths[q]) for s in inside] for q in last.depths
             },
             latencies_ms=latencies,
+            load_1min=_load_range(self.samples),
         )
 
     def _sample_at(self, t: float) -> Sample:
@@ -319,6 +329,21 @@ def _histogram(sizes: np.ndarray) -> dict[str, int]:
     if n := int((sizes > BATCH_EDGES[-1]).sum()):
         out[f">{BATCH_EDGES[-1]}"] = n
     return out
+
+
+def _load() -> float | None:
+    """The machine's 1-minute load average (None where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _load_range(samples: list[Sample]) -> tuple[float, float] | None:
+    """The load average of the first and the last sample: at the run's start and its end."""
+    if not samples or samples[0].load is None or samples[-1].load is None:
+        return None
+    return samples[0].load, samples[-1].load
 
 
 def _gpu() -> dict[str, Any]:

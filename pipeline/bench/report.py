@@ -2,13 +2,17 @@
 
     reidstream bench pipeline [--config FILE] [--clip VIDEO] [--cameras N] [--sweep]
         [--max-cameras M] [--duration S] [--warmup S] [--null-detector [--people K]]
-        [--null-reid] [--no-baseline] [--out DIR] [KEY=VALUE ...]
+        [--null-reid] [--no-baseline] [--variant LABEL:KEY=VALUE[,KEY=VALUE...] ...]
+        [--repeat R] [--out DIR] [KEY=VALUE ...]
 
 Runs the job (and, unless --no-baseline, the naive loop of `pipeline.bench.baseline` on the same
-cameras) and writes to --out: report.json (every figure, the queue depths over time and every
-latency), report.md (the tables below, also printed), throughput_vs_cameras.png, latency_cdf.png,
-stage_breakdown.png and queue_depth.png. What is measured and how: `pipeline.bench.throughput`
-and `pipeline.bench.profiling`.
+cameras) and writes to --out: report.json (every run's figures, the queue depths over time and
+every latency), report.md (the tables below, also printed) and the plots of
+`pipeline.bench.plots`. Each --variant is the job with its overrides on top of the command's
+configuration, under its label; the set (baseline, then each variant) runs --repeat times,
+interleaved (`pipeline.bench.variants`), and the summary gives per camera count the median and
+range over the rounds and the ratios of the medians to the baseline (or, without it, to the first
+variant). What is measured and how: `pipeline.bench.throughput` and `pipeline.bench.profiling`.
 
 The configuration is the job's (`reidstream run`), with these defaults applied first: links go to
 JSONL under --out (give output.sinks=[kafka] to include a broker), no metrics server, no
@@ -17,6 +21,7 @@ recording.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -29,18 +34,13 @@ from typing import Any
 import numpy as np
 import psutil
 
-from pipeline.bench.throughput import (
-    Plan,
-    Point,
-    largest_kept_up,
-    measure_baseline,
-    measure_job,
-    sweep,
-)
+from pipeline.bench.plots import write_plots
+from pipeline.bench.throughput import Plan, Point, largest_kept_up
+from pipeline.bench.variants import BASELINE, Spread, Summary, measure, resolve_variants, summarize
 from pipeline.config import ConfigError, dump_config, load_config
 from pipeline.settings import ReidstreamConfig
 
-__all__ = ["BENCH_DEFAULTS", "machine", "markdown", "run", "write_plots"]
+__all__ = ["BENCH_DEFAULTS", "load_range", "machine", "markdown", "run", "write_plots"]
 
 #: Applied before --config and the command line (see the module docstring).
 BENCH_DEFAULTS = ["output.sinks=[jsonl]", "metrics.address=", "run.record=false"]
@@ -50,6 +50,8 @@ def run(
     *,
     config: Path | None = None,
     overrides: Sequence[str] = (),
+    variants: Sequence[tuple[str, Sequence[str]]] = (),
+    repeat: int = 1,
     clip: Path | None = None,
     cameras: int | None = None,
     sweep_cameras: bool = False,
@@ -68,20 +70,32 @@ def run(
     Args:
         config, overrides: The job's configuration file and KEY=VALUE overrides, applied after
             `BENCH_DEFAULTS`.
+        variants: (label, KEY=VALUE overrides) of each configuration of the job to measure,
+            applied after `overrides`; none: the job as configured, labelled "reidstream".
+        repeat: Rounds of the whole set (baseline, then each variant), interleaved.
         clip: Video replayed as every camera (None: the synthetic scene).
         cameras: Cameras (the sweep's first point); default 1 for a clip, 2 for the scene.
         sweep_cameras: Find the most cameras kept up with, up to `max_cameras` (default 64; 16
-            for the scene).
+            for the scene); the sweep goes on while any variant keeps up.
         null_detector: Boxes per frame of `pipeline.bench.nulls.NullDetector` (None: the
             configured detector).
         null_reid: Embeddings from `pipeline.bench.nulls.NullEngine` instead of a model.
         command: The command line, for the report.
 
     Raises:
-        ConfigError: A bad configuration, a clip that is not a file, or camera counts the
-            synthetic scene does not have.
+        ConfigError: A bad configuration or variant, a clip that is not a file, camera counts
+            the synthetic scene does not have, or fewer than one round; all before anything
+            runs.
     """
-    cfg = load_config(ReidstreamConfig, path=config, overrides=[*BENCH_DEFAULTS, *overrides])
+
+    def load(extra: Sequence[str]) -> ReidstreamConfig:
+        every = [*BENCH_DEFAULTS, *overrides, *extra]
+        return load_config(ReidstreamConfig, path=config, overrides=every)
+
+    base = load(())
+    configs = resolve_variants(variants, load)
+    if repeat < 1:
+        raise ConfigError(f"--repeat {repeat}: give 1 or more rounds")
     start, most = _camera_range(clip, cameras, max_cameras)
     plan = Plan(
         clip=clip,
@@ -92,41 +106,47 @@ def run(
         out_dir=out,
     )
     out.mkdir(parents=True, exist_ok=True)
-    if sweep_cameras:
-        points = sweep(
-            cfg, plan, start=start, max_cameras=most, baseline=baseline, on_point=_progress
-        )
-    else:
-        points = _measure_once(cfg, plan, start, baseline=baseline)
-    _write_report(_document(command, cfg, plan, points), points, out)
-    return points
-
-
-def _measure_once(
-    cfg: ReidstreamConfig, plan: Plan, cameras: int, *, baseline: bool
-) -> list[Point]:
-    """The job (and the baseline) on `cameras` cameras, each reported as it ends."""
-    points = [measure_job(cfg, plan, cameras)]
-    _progress(points[-1])
-    if baseline:
-        points.append(measure_baseline(cfg, plan, cameras))
-        _progress(points[-1])
+    points = measure(
+        base,
+        configs,
+        plan,
+        cameras=start,
+        most=most if sweep_cameras else None,
+        baseline=baseline,
+        repeat=repeat,
+        on_point=_progress,
+    )
+    document = _document(command, base, plan, points)
+    document["variants"] = {label: list(extra) for label, extra in variants}
+    document["repeat"] = repeat
+    _write_report(document, points, out)
     return points
 
 
 def _document(
     command: str, cfg: ReidstreamConfig, plan: Plan, points: list[Point]
 ) -> dict[str, Any]:
-    """report.json: what ran, where, and every figure."""
+    """report.json: what ran, where, on how loaded a machine, and every figure (the caller adds
+    the variants' overrides and the rounds)."""
+    systems = list(dict.fromkeys(p.system for p in points))
     return {
         "command": command,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load_1min": load_range(points),
         "plan": {k: str(v) if isinstance(v, Path) else v for k, v in vars(plan).items()},
-        "largest_kept_up": {s: largest_kept_up(points, s) for s in ("reidstream", "baseline")},
+        "largest_kept_up": {s: largest_kept_up(points, s) for s in systems},
+        "summary": [dataclasses.asdict(s) for s in summarize(points)],
         "points": [p.as_dict() for p in points],
         "config": dump_config(cfg),
     }
+
+
+def load_range(points: Sequence[Point]) -> list[float] | None:
+    """[lowest, highest] 1-minute load average seen at the start or end of any run (None: the
+    system reports none)."""
+    seen = [v for p in points if p.report.load_1min for v in p.report.load_1min]
+    return [min(seen), max(seen)] if seen else None
 
 
 def _camera_range(
@@ -150,7 +170,7 @@ def _progress(point: Point) -> None:
     r = point.report
     state = "kept up" if point.kept_up else f"fell behind ({point.why_not})"
     print(
-        f"  {point.system} x{point.cameras}: {r.total_fps:.1f} frames/s, "
+        f"  {point.system} x{point.cameras} (round {point.repeat}): {r.total_fps:.1f} frames/s, "
         f"p99 {r.frame_to_link_ms.get('p99', float('nan')):.0f} ms, {state}",
         file=sys.stderr,
         flush=True,
@@ -195,217 +215,107 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _spread(value: Spread | None, digits: int = 1) -> str:
+    """The text "median [low-high]", or the value alone when the rounds agree (or there is one)."""
+    if value is None:
+        return "-"
+    if value.low == value.high:
+        return _f(value.median, digits)
+    return f"{_f(value.median, digits)} [{_f(value.low, digits)}-{_f(value.high, digits)}]"
+
+
+def _load(load: Sequence[float] | None) -> str:
+    return "-" if not load else " → ".join(f"{v:.2f}" for v in load)
+
+
 def markdown(document: dict[str, Any], points: list[Point]) -> str:
-    """The report's tables: runs, ratios against the baseline, stages of the largest run."""
+    """The report: the machine and its load, a summary per camera count (median and range over
+    the rounds, ratios to the reference), every run, the stages of each job's largest run."""
     m = document["machine"]
-    most = document["largest_kept_up"]
+    most = ", ".join(f"{s} {n}" for s, n in document["largest_kept_up"].items())
     lines = [
         f"`{document['command']}`  ",
         f"{document['date']}, {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB)"
-        + (f", {m['gpu']}" if m["gpu"] else ", no GPU"),
+        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
+        + f"; 1-minute load average over the runs {_load(document['load_1min'])}"
+        + f" on {m['cores']} cores",
+        *_summary_tables(summarize(points)),
+        "",
+        "Every run:",
         "",
         *_runs_table(points),
         "",
-        f"Most cameras kept up with: reidstream {most['reidstream']}, "
-        f"baseline {most['baseline']} (among the points measured).",
-        *_ratios_table(points),
-        *_stages_table(points),
+        f"Most cameras kept up with: {most} (among the points measured).",
+        *_stages_tables(points),
     ]
     return "\n".join(lines) + "\n"
 
 
+def _summary_tables(summaries: list[Summary]) -> list[str]:
+    """Per camera count: each system's median [min-max] over its rounds and the ratios of its
+    medians to the reference's."""
+    lines: list[str] = []
+    for n in dict.fromkeys(s.cameras for s in summaries):
+        rows = [s for s in summaries if s.cameras == n]
+        ref = rows[0].reference
+        lines += [
+            "",
+            f"{n} cameras, median [min-max] over the rounds; ratios of medians to {ref}:",
+            "",
+            "| system | kept up | frames/s (all cameras) | frames/s ratio | "
+            "frame→link p50 ms | p50 ratio | p99 ms | CPU cores | links |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in rows:
+            lines.append(
+                f"| {s.system} | {s.kept_up}/{s.rounds} | {_spread(s.fps)} | "
+                f"{_f(s.fps_ratio, 2)} | {_spread(s.p50, 0)} | {_f(s.p50_ratio, 2)} | "
+                f"{_spread(s.p99, 0)} | {_spread(s.cpu_cores, 2)} | {_spread(s.links, 0)} |"
+            )
+    return lines
+
+
 def _runs_table(points: list[Point]) -> list[str]:
     lines = [
-        "| system | cameras | kept up | frames/s per camera (slowest / source) | dropped | "
-        "frame→link p50 / p99 ms | last-clip links p50 ms | CPU cores | µs CPU per detection | "
-        "RSS MB | GPU util / MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system | cameras | round | kept up | frames/s per camera (slowest / source) | "
+        "dropped | frame→link p50 / p99 ms | last-clip links p50 ms | CPU cores | "
+        "µs CPU per detection | RSS MB | GPU util / MB | load 1 min (start → end) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         r = p.report
         gpu = f"{_f(r.gpu_util, 0)}% / {_f(r.gpu_mem_mb, 0)}" if r.gpu_mem_mb else "-"
         lines.append(
-            f"| {p.system} | {p.cameras} | {'yes' if p.kept_up else 'no: ' + p.why_not} | "
+            f"| {p.system} | {p.cameras} | {p.repeat} | "
+            f"{'yes' if p.kept_up else 'no: ' + p.why_not} | "
             f"{_f(r.min_fps)} / {_f(r.source_fps)} | {100 * r.drop_fraction:.1f}% | "
             f"{_f(r.frame_to_link_ms.get('p50'), 0)} / {_f(r.frame_to_link_ms.get('p99'), 0)} | "
             f"{_f(r.closing_link_ms.get('p50'), 0)} | "
-            f"{_f(r.cpu_cores, 2)} | {_f(r.us_per_detection, 0)} | {_f(r.rss_mb, 0)} | {gpu} |"
+            f"{_f(r.cpu_cores, 2)} | {_f(r.us_per_detection, 0)} | {_f(r.rss_mb, 0)} | {gpu} | "
+            f"{_load(r.load_1min)} |"
         )
     return lines
 
 
-def _ratios_table(points: list[Point]) -> list[str]:
-    """reidstream over the baseline at each camera count both ran (none: no lines)."""
-    pairs = _pairs(points)
-    if not pairs:
-        return []
-    lines = [
-        "",
-        "reidstream / baseline, same cameras, same run:",
-        "",
-        "| cameras | frames/s processed | ratio | frame→link p50 ratio | p99 ratio |",
-        "|---|---|---|---|---|",
-    ]
-    for n, ours, theirs in pairs:
-        a, b = ours.report, theirs.report
-        lines.append(
-            f"| {n} | {a.total_fps:.1f} vs {b.total_fps:.1f} | "
-            f"{_ratio(a.total_fps, b.total_fps)} | "
-            f"{_ratio(a.frame_to_link_ms.get('p50'), b.frame_to_link_ms.get('p50'))} | "
-            f"{_ratio(a.frame_to_link_ms.get('p99'), b.frame_to_link_ms.get('p99'))} |"
-        )
-    return lines
-
-
-def _stages_table(points: list[Point]) -> list[str]:
-    """The stages of reidstream's run with the most cameras (none: no lines)."""
-    ours = [p for p in points if p.system == "reidstream"]
-    if not ours:
-        return []
-    top = max(ours, key=lambda p: p.cameras)
-    lines = [
-        "",
-        f"Stages of reidstream at {top.cameras} cameras:",
-        "",
-        "| stage | items/s | busy | batches | mean batch | latency p50 / p95 / p99 ms | "
-        "queue mean / max | queue growth |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in top.report.stages.items():
-        lat = s.latency_ms
-        lines.append(
-            f"| {name} | {s.items_per_s:.1f} | {100 * s.busy:.0f}% | {s.batches} | "
-            f"{s.batch_mean:.1f} | {_f(lat.get('p50'))} / {_f(lat.get('p95'))} / "
-            f"{_f(lat.get('p99'))} | {s.queue_mean:.1f} / {s.queue_max} | "
-            f"{s.queue_growth:+.1f} |"
-        )
-    return lines
-
-
-def _pairs(points: list[Point]) -> list[tuple[int, Point, Point]]:
-    by = {(p.system, p.cameras): p for p in points}
-    return [
-        (n, by[("reidstream", n)], by[("baseline", n)])
-        for n in sorted({p.cameras for p in points})
-        if ("reidstream", n) in by and ("baseline", n) in by
-    ]
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    return "-" if not a or not b else f"{a / b:.2f}"
-
-
-# ------------------------------------------------------------------------------------- plots
-
-
-def write_plots(points: list[Point], out: Path) -> list[Path]:
-    """throughput_vs_cameras, latency_cdf, stage_breakdown and queue_depth PNGs in `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
-    systems = {
-        s: sorted((p for p in points if p.system == s), key=lambda p: p.cameras)
-        for s in ("reidstream", "baseline")
-    }
-    return [
-        _plot_throughput(points, systems, out / "throughput_vs_cameras.png"),
-        _plot_latency_cdf(points, systems, out / "latency_cdf.png"),
-        _plot_stage_breakdown(systems["reidstream"], out / "stage_breakdown.png"),
-        _plot_queue_depth(systems["reidstream"], out / "queue_depth.png"),
-    ]
-
-
-def _plot_throughput(points: list[Point], systems: dict[str, list[Point]], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for system, runs in systems.items():
-        if runs:
-            ax.plot(
-                [p.cameras for p in runs], [p.report.total_fps for p in runs], "o-", label=system
+def _stages_tables(points: list[Point]) -> list[str]:
+    """The stages of each job's run with the most cameras, its last round (no job: no lines)."""
+    lines: list[str] = []
+    for system in dict.fromkeys(p.system for p in points if p.system != BASELINE):
+        top = max((p for p in points if p.system == system), key=lambda p: (p.cameras, p.repeat))
+        lines += [
+            "",
+            f"Stages of {system} at {top.cameras} cameras (round {top.repeat}):",
+            "",
+            "| stage | items/s | busy | batches | mean batch | latency p50 / p95 / p99 ms | "
+            "queue mean / max | queue growth |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, s in top.report.stages.items():
+            lat = s.latency_ms
+            lines.append(
+                f"| {name} | {s.items_per_s:.1f} | {100 * s.busy:.0f}% | {s.batches} | "
+                f"{s.batch_mean:.1f} | {_f(lat.get('p50'))} / {_f(lat.get('p95'))} / "
+                f"{_f(lat.get('p99'))} | {s.queue_mean:.1f} / {s.queue_max} | "
+                f"{s.queue_growth:+.1f} |"
             )
-    if points:
-        n = sorted({p.cameras for p in points})
-        ax.plot(n, [c * points[0].report.source_fps for c in n], "k:", label="every frame")
-    ax.set(
-        xlabel="cameras",
-        ylabel="frames/s processed (all cameras)",
-        title="Throughput against cameras",
-    )
-    ax.legend()
-    return _save(fig, path)
-
-
-def _plot_latency_cdf(points: list[Point], systems: dict[str, list[Point]], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    colour = {n: f"C{i}" for i, n in enumerate(sorted({p.cameras for p in points}))}
-    for system, style in (("reidstream", "-"), ("baseline", "--")):
-        for p in systems[system]:
-            values = np.sort(p.report.latencies_ms)
-            if len(values):
-                ax.plot(
-                    values,
-                    np.arange(1, len(values) + 1) / len(values),
-                    style,
-                    color=colour[p.cameras],
-                    label=f"{system} x{p.cameras}",
-                )
-    ax.set(
-        xscale="log",
-        xlabel="frame-to-link latency (ms)",
-        ylabel="fraction of links",
-        title="Frame-to-link latency CDF (clips cut in view)",
-    )
-    ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def _plot_stage_breakdown(runs: list[Point], path: Path) -> Path:
-    """Stacked busy fractions of reidstream's stages per camera count (`runs`)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    stages = list(dict.fromkeys(s for p in runs for s in p.report.stages))
-    bottom = np.zeros(len(runs))
-    for stage in stages:
-        busy = np.array(
-            [p.report.stages[stage].busy if stage in p.report.stages else 0.0 for p in runs]
-        )
-        ax.bar([str(p.cameras) for p in runs], busy, bottom=bottom, label=stage)
-        bottom += busy
-    ax.set(
-        xlabel="cameras",
-        ylabel="busy fraction of each stage's thread (stacked)",
-        title="Where the time goes (reidstream)",
-    )
-    ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def _plot_queue_depth(runs: list[Point], path: Path) -> Path:
-    """Queue depths over time in reidstream's run with the most cameras (the last of `runs`)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if runs:
-        top = runs[-1]
-        for queue, series in top.report.queue_series.items():
-            if series:
-                t, depth = zip(*series, strict=True)
-                ax.plot(t, depth, label=queue)
-        ax.set(title=f"Queue depth over time (reidstream, {top.cameras} cameras)")
-    ax.set(xlabel="seconds into the measured window", ylabel="items waiting")
-    ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
+    return lines

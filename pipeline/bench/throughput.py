@@ -1,10 +1,11 @@
 """How many cameras a machine takes: the job (and the naive baseline) on N live cameras.
 
-    measure_job(cfg, plan, n)       the job on n cameras for warmup + duration seconds
+    measure_job(cfg, plan, n)       the job on n cameras for warmup + duration seconds (a
+                                    `label` names a configuration of it in the points)
     measure_baseline(cfg, plan, n)  `pipeline.bench.baseline.NaiveLoop` on the same n cameras
     sweep(cfg, plan)                n = start, 2*start, 4*start, ... until the job stops keeping
                                     up (or max_cameras), then bisection between the last n that
-                                    kept up and the first that did not
+                                    kept up and the first that did not (`search_cameras`)
 
 The cameras are a clip replayed as n live cameras (`plan.clip`: each copy paced at the file's
 frame rate, looping, dropping its oldest frame when the pipeline falls behind, as a camera
@@ -18,6 +19,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from pipeline.settings import ReidstreamConfig
 from pipeline.stream.queues import FrameBuffer
 from pipeline.stream.settings import CameraConfig
 
-__all__ = ["Plan", "Point", "measure_baseline", "measure_job", "sweep"]
+__all__ = ["Plan", "Point", "measure_baseline", "measure_job", "search_cameras", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,11 @@ class Plan:
 class Point:
     """One run: the system, the number of cameras, its figures and whether it kept up."""
 
-    system: str  # "reidstream" or "baseline"
+    system: str  # "baseline", or the job's label: "reidstream" or a configuration's name
     cameras: int
     report: Report
     why_not: str  # "" if it kept up
+    repeat: int = 1  # which round of a repeated measurement (1, 2, ...)
 
     @property
     def kept_up(self) -> bool:
@@ -84,6 +87,7 @@ class Point:
         return {
             "system": self.system,
             "cameras": self.cameras,
+            "repeat": self.repeat,
             "kept_up": self.kept_up,
             "why_not": self.why_not,
             **self.report.as_dict(series=series),
@@ -174,9 +178,9 @@ def _measure(profiler: Profiler, plan: Plan, run: Any, stop: Any) -> tuple[float
     return t0, end
 
 
-def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
-    """The job on n cameras (see the module docstring)."""
-    cfg = with_cameras(cfg, plan, n, "reidstream")
+def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int, *, label: str = "reidstream") -> Point:
+    """The job on n cameras (see the module docstring), its point and outputs named `label`."""
+    cfg = with_cameras(cfg, plan, n, label)
     engine, detector = _parts(cfg, plan)
     metrics = PipelineMetrics(CollectorRegistry())
     job = build_job(cfg, metrics=metrics, engine=engine, detector=detector)
@@ -193,7 +197,7 @@ def measure_job(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
         s.name: s.inbox.capacity * (n if isinstance(s.inbox, FrameBuffer) else 1)
         for s in job.stages
     }
-    return Point("reidstream", n, report, keeps_up(report, capacities))
+    return Point(label, n, report, keeps_up(report, capacities))
 
 
 def measure_baseline(cfg: ReidstreamConfig, plan: Plan, n: int) -> Point:
@@ -276,6 +280,14 @@ def sweep(
                 on_point(point)
         return measured[0].kept_up
 
+    search_cameras(start, max_cameras, run)
+    return points
+
+
+def search_cameras(start: int, max_cameras: int, run: Callable[[int], bool]) -> int | None:
+    """Calls `run(n)` (True: n cameras were kept up with) at n = start, 2*start, ... up to
+    `max_cameras` until it returns False, then bisects between the last n kept up with and the
+    first that was not. Returns the most cameras kept up with (None: not even `start`)."""
     good, bad, n = 0, None, start
     while n <= max_cameras:
         if not run(n):
@@ -288,7 +300,7 @@ def sweep(
             good = mid
         else:
             bad = mid
-    return points
+    return good or None
 
 
 def largest_kept_up(points: list[Point], system: str) -> int | None:

@@ -12,6 +12,7 @@ OpenCV; choices owned by a heavy module are written out (`INDEX_KINDS` here, `CO
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from pipeline.cli.common import COMPILE_MODES, UsageError, add_config_arguments, setup_logging
 
-__all__ = ["INDEX_KINDS", "TARGETS", "add_arguments", "parse_size", "run"]
+__all__ = ["INDEX_KINDS", "TARGETS", "add_arguments", "parse_size", "parse_variant", "run"]
 
 #: `pipeline.matching.matcher.INDEX_KINDS`, written out so that --help needs no numpy or scipy.
 INDEX_KINDS = ("exact", "faiss")
@@ -52,6 +53,42 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"size {text!r}: both sides must be >= 1")
     return h, w
+
+
+#: A variant's label: it names the variant's output folder, so no path separators or spaces.
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+#: The comma before a variant's next KEY=: a value may itself hold commas (sinks=jsonl,kafka).
+_NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.]*\s*=)")
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``"k3-320:detect.max_batch=3,tracklets.stride=4"`` -> ("k3-320", ["detect.max_batch=3",
+    "tracklets.stride=4"]): a label and the KEY=VALUE overrides of the job's configuration
+    (checked against the schema when the benchmark resolves it)."""
+    label, sep, rest = text.partition(":")
+    example = "e.g. k3:detect.max_batch=3,tracklets.stride=4"
+    if not sep or not _LABEL.fullmatch(label):
+        raise argparse.ArgumentTypeError(
+            f"variant {text!r}: expected LABEL:KEY=VALUE[,KEY=VALUE...], {example}; a label is "
+            "letters, digits, '_', '.', '+' and '-'"
+        )
+    overrides = [item.strip() for item in _NEXT_KEY.split(rest)]
+    bad = [item for item in overrides if "=" not in item or not item.partition("=")[0].strip()]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"variant {text!r}: {', '.join(map(repr, bad))} is not KEY=VALUE ({example})"
+        )
+    return label, overrides
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _ints(text: str) -> list[int]:
@@ -332,6 +369,24 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE[,KEY=VALUE...]",
+        help="measure the job with these overrides on top of the configuration, under LABEL "
+        "(repeatable: the variants run side by side; default: the job as configured, labelled "
+        "reidstream)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="rounds of the whole set (baseline, then each variant), interleaved; the report "
+        "gives the median and range over them",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("runs/bench-pipeline"), help="output folder"
     )
 
@@ -342,6 +397,8 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     report.run(
         config=args.config,
         overrides=args.overrides,
+        variants=args.variant,
+        repeat=args.repeat,
         clip=args.clip,
         cameras=args.cameras,
         sweep_cameras=args.sweep,
@@ -506,7 +563,9 @@ TARGETS = {
         "through the job and report, per stage, items/s, busy fraction, batch sizes, latency "
         "and queue depth, and end to end, frames/s per camera, drops, frame-to-link latency, "
         "CPU, RSS and GPU use; with --sweep, the most cameras it keeps up with. The naive "
-        "baseline (one loop per camera, one ReID call per clip) runs on the same cameras.",
+        "baseline (one loop per camera, one ReID call per clip) runs on the same cameras. "
+        "Each --variant runs the job with its own overrides beside it; --repeat N runs the set "
+        "N times, interleaved, and reports the median and range and the ratios to the baseline.",
         _pipeline_arguments,
         _run_pipeline,
     ),
