@@ -1,7 +1,7 @@
 """The job as `reidstream run run.workers=W` on n live cameras, measured from outside.
 
-    measure_processes(argv, plan, n, workers)
-      reidstream run ARGV cameras=<n copies of plan.clip, live, looping> run.workers=W
+    measure_processes(cfg, plan, n, label)
+      reidstream run --config <cfg with n copies of plan.clip as live, looping cameras>
         wait until every process serves /metrics and frames flow, then the warm-up
         scrape every process's /metrics and the CPU time of the whole process tree   (t0)
         wait plan.duration_s                                                          (t1)
@@ -19,6 +19,7 @@ sees only what a process publishes, and so is the one that compares process coun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -34,8 +35,10 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.bench.profiling import Report, _percentiles
-from pipeline.bench.throughput import Plan, Point
+from pipeline.bench.throughput import Plan, Point, with_cameras
+from pipeline.config import dump_config
 from pipeline.demo.broker import free_port
+from pipeline.settings import ReidstreamConfig
 
 __all__ = ["measure_processes"]
 
@@ -54,22 +57,27 @@ class _Scrape:
     rss: int
 
 
-def measure_processes(argv: list[str], plan: Plan, n: int, workers: int) -> Point:
-    """`reidstream run` with `workers` processes on n copies of `plan.clip` (module docstring)."""
-    if plan.clip is None:
-        raise ValueError("measuring processes needs a clip to replay (--clip)")
-    out_dir = plan.out_dir / f"processes-w{workers}-{n}"
+def measure_processes(cfg: ReidstreamConfig, plan: Plan, n: int, label: str) -> Point:
+    """`reidstream run` of `cfg` (its run.workers processes) on n copies of `plan.clip`, from
+    outside (module docstring); the point is named `label`."""
+    if plan.clip is None or plan.null_detector is not None or plan.null_reid:
+        raise ValueError(
+            "measuring processes needs a clip to replay (--clip) and the configured models "
+            "(no --null-detector, --null-reid)"
+        )
     port = free_port()
-    cameras = [
-        {"id": f"cam{i + 1}", "uri": str(plan.clip), "live": True, "replay": "native", "loop": True}
-        for i in range(n)
-    ]
-    command = [
-        REIDSTREAM, "run", *argv, f"cameras={json.dumps(cameras)}", f"run.workers={workers}",
-        f"run.out_dir={out_dir}", f"metrics.address=127.0.0.1:{port}", "output.sinks=[jsonl]",
-        "run.max_duration_s=null", "run.record=false",
-    ]  # fmt: skip
-    ports = [port] if workers == 1 else [port + 1 + i for i in range(min(workers, n))]
+    cfg = with_cameras(cfg, plan, n, label)
+    out_dir = cfg.run.out_dir
+    run = dataclasses.replace(cfg.run, max_duration_s=None, record=False)
+    metrics = dataclasses.replace(cfg.metrics, address=f"127.0.0.1:{port}")
+    cfg = dataclasses.replace(cfg, run=run, metrics=metrics)
+    workers = min(cfg.run.workers, n)
+    ports = [port] if workers == 1 else [port + 1 + i for i in range(workers)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "bench-config.yaml"
+    config.touch(mode=0o600)
+    config.write_text(dump_config(cfg, redact=False), encoding="utf-8")
+    command = [REIDSTREAM, "run", "--config", str(config)]
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "run.log").open("wb") as log:
         job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -91,7 +99,6 @@ def measure_processes(argv: list[str], plan: Plan, n: int, workers: int) -> Poin
         why.append(f"slowest camera {report.min_fps:.1f} of {report.source_fps:.1f} frames/s")
     if report.drop_fraction > 0.01:
         why.append(f"{100 * report.drop_fraction:.1f}% of frames dropped")
-    label = f"reidstream {workers} process{'es' if workers > 1 else ''}"
     return Point(label, n, report, "; ".join(why))
 
 

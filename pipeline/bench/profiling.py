@@ -183,7 +183,8 @@ class Profiler:
         self.batches.setdefault(stage, []).append((start, seconds, len(batch)))
         if stage == "detect":
             done = start + seconds
-            self.frames += [(done, frame.camera_id, len(found)) for frame, found in out]
+            # A frame the detector skipped (detect.interval) has None: no detections of its own.
+            self.frames += [(done, f.camera_id, len(found or ())) for f, found in out]
         elif stage == "tracklets":
             ended = {item.tracklet_id for item in out if isinstance(item, TrackletClosed)}
             self.closing_clips |= {

@@ -60,6 +60,7 @@ def run(
     warmup: float = 5.0,
     null_detector: int | None = None,
     null_reid: bool = False,
+    processes: bool = False,
     baseline: bool = True,
     out: Path = Path("runs/bench-pipeline"),
     command: str = "reidstream bench pipeline",
@@ -80,6 +81,8 @@ def run(
         null_detector: Boxes per frame of `pipeline.bench.nulls.NullDetector` (None: the
             configured detector).
         null_reid: Embeddings from `pipeline.bench.nulls.NullEngine` instead of a model.
+        processes: Measure every variant as a `reidstream run` process from outside
+            (`pipeline.bench.processes`); variants with run.workers > 1 always are.
         command: The command line, for the report.
 
     Raises:
@@ -104,6 +107,7 @@ def run(
         null_detector=null_detector,
         null_reid=null_reid,
         out_dir=out,
+        processes=processes,
     )
     out.mkdir(parents=True, exist_ok=True)
     points = measure(
@@ -298,10 +302,13 @@ def _runs_table(points: list[Point]) -> list[str]:
 
 
 def _stages_tables(points: list[Point]) -> list[str]:
-    """The stages of each job's run with the most cameras, its last round (no job: no lines)."""
+    """The stages of each job's run with the most cameras, its last round (no job, or one
+    measured from outside its processes: no lines)."""
     lines: list[str] = []
     for system in dict.fromkeys(p.system for p in points if p.system != BASELINE):
         top = max((p for p in points if p.system == system), key=lambda p: (p.cameras, p.repeat))
+        if not top.report.stages:  # measured from outside its processes: no stages seen
+            continue
         lines += [
             "",
             f"Stages of {system} at {top.cameras} cameras (round {top.repeat}):",

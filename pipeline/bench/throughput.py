@@ -59,6 +59,9 @@ class Plan:
         null_detector: People per frame of a `NullDetector` in place of the detector, or None.
         null_reid: A `NullEngine` in place of the ReID model.
         out_dir: Where each run writes its outputs.
+        processes: Measure the job as a `reidstream run` process from outside
+            (`pipeline.bench.processes`), as run.workers > 1 always is, so that process counts
+            compare alike.
     """
 
     clip: Path | None = None
@@ -67,6 +70,7 @@ class Plan:
     null_detector: int | None = None
     null_reid: bool = False
     out_dir: Path = Path("runs/bench-pipeline")
+    processes: bool = False
 
 
 @dataclass

@@ -25,6 +25,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pipeline.bench.processes import measure_processes
 from pipeline.bench.throughput import (
     Plan,
     Point,
@@ -122,6 +123,8 @@ def measure(
             round_plan = plan if repeat == 1 else _in_round(plan, r)
             if system == BASELINE:
                 point = measure_baseline(base, round_plan, n)
+            elif plan.processes or configs[system].run.workers > 1:
+                point = measure_processes(configs[system], round_plan, n, system)
             else:
                 point = measure_job(configs[system], round_plan, n, label=system)
             point.repeat = r

@@ -387,6 +387,13 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "gives the median and range over them",
     )
     parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="measure every variant as a `reidstream run` process from outside, its /metrics "
+        "and links (as variants with run.workers > 1 always are), so that process counts "
+        "compare alike; needs --clip",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("runs/bench-pipeline"), help="output folder"
     )
 
@@ -407,6 +414,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         null_detector=args.people if args.null_detector else None,
         null_reid=args.null_reid,
+        processes=args.processes,
         baseline=not args.no_baseline,
         out=args.out,
         command=shlex.join(["reidstream", *args.argv]),
