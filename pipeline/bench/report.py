@@ -86,19 +86,10 @@ def run(
         command: The command line, for the report.
 
     Raises:
-        ConfigError: A bad configuration or variant, a clip that is not a file, camera counts
-            the synthetic scene does not have, or fewer than one round; all before anything
-            runs.
+        ConfigError: Before anything runs: a bad configuration or variant, a clip that is not
+            a file, camera counts the synthetic scene lacks, or fewer than one round.
     """
-
-    def load(extra: Sequence[str]) -> ReidstreamConfig:
-        every = [*BENCH_DEFAULTS, *overrides, *extra]
-        return load_config(ReidstreamConfig, path=config, overrides=every)
-
-    base = load(())
-    configs = resolve_variants(variants, load)
-    if repeat < 1:
-        raise ConfigError(f"--repeat {repeat}: give 1 or more rounds")
+    base, configs = _configs(config, overrides, variants, repeat)
     start, most = _camera_range(clip, cameras, max_cameras)
     plan = Plan(
         clip=clip,
@@ -110,21 +101,35 @@ def run(
         processes=processes,
     )
     out.mkdir(parents=True, exist_ok=True)
+    sweep_to = most if sweep_cameras else None
     points = measure(
-        base,
-        configs,
-        plan,
-        cameras=start,
-        most=most if sweep_cameras else None,
-        baseline=baseline,
-        repeat=repeat,
+        base, configs, plan, cameras=start, most=sweep_to, baseline=baseline, repeat=repeat,
         on_point=_progress,
-    )
+    )  # fmt: skip
     document = _document(command, base, plan, points)
-    document["variants"] = {label: list(extra) for label, extra in variants}
-    document["repeat"] = repeat
+    document.update(variants={label: list(extra) for label, extra in variants}, repeat=repeat)
     _write_report(document, points, out)
     return points
+
+
+def _configs(
+    config: Path | None,
+    overrides: Sequence[str],
+    variants: Sequence[tuple[str, Sequence[str]]],
+    repeat: int,
+) -> tuple[ReidstreamConfig, dict[str, ReidstreamConfig]]:
+    """(the command's configuration, label -> each variant's); ConfigError for any that does not
+    resolve, or fewer than one round."""
+
+    def load(extra: Sequence[str]) -> ReidstreamConfig:
+        every = [*BENCH_DEFAULTS, *overrides, *extra]
+        return load_config(ReidstreamConfig, path=config, overrides=every)
+
+    base = load(())
+    configs = resolve_variants(variants, load)
+    if repeat < 1:
+        raise ConfigError(f"--repeat {repeat}: give 1 or more rounds")
+    return base, configs
 
 
 def _document(

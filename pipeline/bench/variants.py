@@ -72,11 +72,13 @@ def resolve_variants(
         return {DEFAULT_LABEL: load(())}
     errors: list[str] = []
     configs: dict[str, ReidstreamConfig] = {}
+    seen: set[str] = set()
     for label, overrides in variants:
-        if label == BASELINE or label in configs:
+        if label == BASELINE or label in seen:
             why = "names the naive loop" if label == BASELINE else "is given twice"
             errors.append(f"--variant {label}: the label {why}; give each variant its own")
             continue
+        seen.add(label)
         try:
             configs[label] = load(overrides)
         except ConfigError as e:

@@ -162,17 +162,50 @@ def test_the_command_writes_tables_json_and_plots(tmp_path, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| reidstream | 2 |" in printed and "| baseline | 2 |" in printed
-    assert "reidstream / baseline, same cameras, same run" in printed
-    assert "Stages of reidstream at 2 cameras" in printed
+    assert "| reidstream | 2 | 1 |" in printed and "| baseline | 2 | 1 |" in printed
+    assert "2 cameras, median [min-max] over the rounds; ratios of medians to baseline" in printed
+    assert "Stages of reidstream at 2 cameras (round 1)" in printed
     report = json.loads((out / "report.json").read_text())
-    assert [p["system"] for p in report["points"]] == ["reidstream", "baseline"]
+    assert [p["system"] for p in report["points"]] == ["baseline", "reidstream"]
     assert report["machine"]["cores"] >= 1 and report["command"].startswith("reidstream bench")
-    assert report["points"][0]["stages"]["embed"]["batch_histogram"] is not None
+    assert report["points"][0]["stages"] == {}  # the baseline has no stages
+    assert report["points"][1]["stages"]["embed"]["batch_histogram"] is not None
+    low, high = report["load_1min"]
+    assert 0 <= low <= high and all(len(p["load_1min"]) == 2 for p in report["points"])
+    assert [s["system"] for s in report["summary"]] == ["baseline", "reidstream"]
     assert (out / "report.md").read_text() in printed
-    for name in ("throughput_vs_cameras", "latency_cdf", "stage_breakdown", "queue_depth"):
+    for name in PLOTS:
         image = cv2.imread(str(out / f"{name}.png"))
         assert image is not None and image.shape[0] > 100, name
+
+
+PLOTS = ("throughput_vs_cameras", "latency_vs_cameras", "latency_cdf", "stage_breakdown")
+
+
+@pytest.mark.slow
+def test_variants_run_side_by_side_in_interleaved_rounds(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(
+        [
+            *["bench", "pipeline", "--duration", "1.5", "--warmup", "1", "--null-reid"],
+            *["--variant", "b1:detect.max_batch=1", "--variant", "s2:tracklets.stride=2"],
+            *["--repeat", "2", "--out", str(out), *SCENE],
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    runs = [(p["system"], p["repeat"]) for p in report["points"]]
+    assert runs == [(s, r) for r in (1, 2) for s in ("baseline", "b1", "s2")]
+    assert report["variants"] == {"b1": ["detect.max_batch=1"], "s2": ["tracklets.stride=2"]}
+    assert report["repeat"] == 2
+    b1 = next(s for s in report["summary"] if s["system"] == "b1")
+    assert b1["rounds"] == 2 and b1["reference"] == "baseline" and b1["fps_ratio"] > 0
+    assert (out / "repeat-2" / "s2-2" / "links.jsonl").exists()
+    printed = capsys.readouterr().out
+    assert "Stages of b1 at 2 cameras (round 2)" in printed
+    assert "Stages of s2 at 2 cameras (round 2)" in printed
+    for name in PLOTS:
+        assert cv2.imread(str(out / f"{name}.png")) is not None, name
 
 
 def test_the_command_refuses_what_it_cannot_run(tmp_path, capsys):
@@ -180,6 +213,12 @@ def test_the_command_refuses_what_it_cannot_run(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["bench", "pipeline", "--cameras", "20"]) != 0
     assert "2 to 16 cameras" in capsys.readouterr().err
+    out = tmp_path / "bench"
+    bad = ["--variant", "a:detect.max_bach=2", "--variant", "b:detect.max_batch=0"]
+    assert main(["bench", "pipeline", *bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--variant a: unknown key 'detect.max_bach'" in err and "--variant b:" in err
+    assert not out.exists()  # refused before anything ran
 
 
 def test_the_baseline_runs_ultralytics_track_only_where_the_job_would_run_its_detector():

@@ -109,3 +109,65 @@ def test_each_target_calls_its_benchmark_with_arguments_it_accepts(target, tmp_p
     assert len(calls) == 1
     parameters = {name for name, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY}
     assert set(calls[0]) == parameters  # every setting passed on explicitly
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "overrides"),
+    [
+        ("k3:detect.max_batch=3", "k3", ["detect.max_batch=3"]),
+        (
+            "k3-320:detect.max_batch=3, tracklets.stride=4",
+            "k3-320",
+            ["detect.max_batch=3", "tracklets.stride=4"],
+        ),
+        # a value may hold commas: only a comma before the next KEY= separates overrides
+        ("two:output.sinks=jsonl,kafka", "two", ["output.sinks=jsonl,kafka"]),
+        ("two.b:output.sinks=[jsonl, kafka],run.record=false", "two.b",
+         ["output.sinks=[jsonl, kafka]", "run.record=false"]),
+    ],
+)  # fmt: skip
+def test_parse_variant(text, label, overrides):
+    assert bench.parse_variant(text) == (label, overrides)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("k3", "expected LABEL:KEY=VALUE"),
+        (":detect.max_batch=3", "expected LABEL:KEY=VALUE"),
+        ("../up:detect.max_batch=3", "a label is letters"),
+        ("k 3:detect.max_batch=3", "a label is letters"),
+        ("k3:", "'' is not KEY=VALUE"),
+        ("k3:detect.max_batch", "'detect.max_batch' is not KEY=VALUE"),
+        ("k3:=3", "'=3' is not KEY=VALUE"),
+    ],
+)
+def test_parse_variant_refuses_malformed_variants(text, why):
+    with pytest.raises(argparse.ArgumentTypeError, match="variant") as error:
+        bench.parse_variant(text)
+    assert why in str(error.value)
+
+
+def test_variants_and_rounds_reach_the_benchmark(monkeypatch):
+    from pipeline.bench import report
+
+    calls = []
+    monkeypatch.setattr(report, "run", lambda **kwargs: calls.append(kwargs))
+    argv = ["bench", "pipeline", "--variant", "a:detect.max_batch=2", "--variant", "b:x.y=1"]
+    assert main([*argv, "--repeat", "3", "detect.max_wait_ms=1"]) == 0
+    assert calls[0]["variants"] == [("a", ["detect.max_batch=2"]), ("b", ["x.y=1"])]
+    assert calls[0]["repeat"] == 3 and calls[0]["overrides"] == ["detect.max_wait_ms=1"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (["--repeat", "0"], "expected a positive integer, got '0'"),
+        (["--repeat", "two"], "expected a positive integer, got 'two'"),
+        (["--variant", "x"], "variant 'x': expected LABEL:KEY=VALUE"),
+    ],
+)
+def test_bad_variants_or_rounds_are_usage_errors(bad, why, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "pipeline", *bad])
+    assert exit_.value.code == 2 and why in capsys.readouterr().err
