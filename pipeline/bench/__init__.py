@@ -6,7 +6,9 @@
     temporal.py    does temporal modelling pay off? C2D against temporal ResNet-18s, trained
     models.py      parameters and MACs of the registered models beside the papers' figures
     matcher.py     cross-camera matching at gallery scale: ms per batch, memory, recall
-    report.py      the job on N live cameras (`bench pipeline`): tables, JSON and plots, from
+    report.py      the job on N live cameras (`bench pipeline`): tables and JSON, from
+    plots.py         its PNG plots,
+    variants.py      configurations of the job side by side in repeated rounds, summarised,
     throughput.py    the job's runs and sweep, measured by
     profiling.py     the per-stage profiler, against
     baseline.py      the naive per-camera loop, with

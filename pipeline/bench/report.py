@@ -233,6 +233,10 @@ def _spread(value: Spread | None, digits: int = 1) -> str:
     return f"{_f(value.median, digits)} [{_f(value.low, digits)}-{_f(value.high, digits)}]"
 
 
+def _range(values: Sequence[float] | None) -> str:
+    return "-" if not values else f"{min(values):.2f}-{max(values):.2f}"
+
+
 def _load(load: Sequence[float] | None) -> str:
     return "-" if not load else " → ".join(f"{v:.2f}" for v in load)
 
@@ -246,7 +250,7 @@ def markdown(document: dict[str, Any], points: list[Point]) -> str:
         f"`{document['command']}`  ",
         f"{document['date']}, {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB)"
         + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
-        + f"; 1-minute load average over the runs {_load(document['load_1min'])}"
+        + f"; 1-minute load average over the runs {_range(document['load_1min'])}"
         + f" on {m['cores']} cores",
         *_summary_tables(summarize(points)),
         "",

@@ -25,7 +25,7 @@ def test_the_load_average_of_every_run_and_its_range_are_reported(make_point):
     assert load_range(points) == [0.5, 3.0]
     assert load_range(points[2:]) is None
     text = markdown(_document(points), points)
-    assert "1-minute load average over the runs 0.50 → 3.00 on 2 cores" in text
+    assert "1-minute load average over the runs 0.50-3.00 on 2 cores" in text
     rows = [line for line in text.splitlines() if line.startswith("| k3 | 2 |")]
     assert rows[0].endswith("| 1.25 → 3.00 |") and rows[1].endswith("| - |")
 
