@@ -58,41 +58,54 @@ def _rounds(summaries: list[Summary]) -> str:
     return "one run" if most == 1 else f"median and range over {most} rounds"
 
 
+def _systems_axis(ax: Any, summaries: list[Summary], missing: list[bool]) -> None:
+    """One tick per system, every one kept in view; "no links" over those without figures."""
+    ax.set_xticks(np.arange(len(summaries)), [s.system for s in summaries])
+    ax.set_xlim(-0.6, len(summaries) - 0.4)
+    for x, gone in enumerate(missing):
+        if gone:
+            ax.text(x, 0, "no links", ha="center", va="bottom", color="grey")
+
+
 def _bars_throughput(summaries: list[Summary], points: list[Point], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(summaries) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(summaries) + 2), 4))
     x = np.arange(len(summaries))
     median, error = _error([s.fps for s in summaries])
     bars = ax.bar(x, median, yerr=error, capsize=6, color=[f"C{i}" for i in x])
     ax.bar_label(bars, fmt="%.1f", label_type="center")
     n = summaries[0].cameras
     ax.axhline(n * points[0].report.source_fps, color="k", linestyle=":", label="every frame")
-    ax.set_xticks(x, [s.system for s in summaries])
+    _systems_axis(ax, summaries, [False] * len(summaries))
     ax.set(
         ylabel="frames/s processed (all cameras)",
-        title=f"Throughput at {n} cameras ({_rounds(summaries)})",
+        title=f"Throughput at {n} cameras\n({_rounds(summaries)})",
     )
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return _save(fig, path)
 
 
 def _bars_latency(summaries: list[Summary], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(summaries) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(summaries) + 2), 4))
     x = np.arange(len(summaries))
     for offset, name in ((-0.2, "p50"), (0.2, "p99")):
         median, error = _error([getattr(s, name) for s in summaries])
         bars = ax.bar(x + offset, median, 0.4, yerr=error, capsize=5, label=name)
-        ax.bar_label(bars, fmt="%.0f", label_type="center")
-    ax.set_xticks(x, [s.system for s in summaries])
+        ax.bar_label(bars, labels=[_f0(v) for v in median], label_type="center")
+    _systems_axis(ax, summaries, [s.p50 is None for s in summaries])
     ax.set(
         ylabel="frame-to-link latency (ms)",
-        title=f"Latency at {summaries[0].cameras} cameras ({_rounds(summaries)})",
+        title=f"Latency at {summaries[0].cameras} cameras\n({_rounds(summaries)})",
     )
     ax.legend()
     return _save(fig, path)
+
+
+def _f0(value: float) -> str:
+    return "" if np.isnan(value) else f"{value:.0f}"
 
 
 def _by_system(summaries: list[Summary]) -> dict[str, list[Summary]]:
@@ -115,7 +128,7 @@ def _lines_throughput(summaries: list[Summary], points: list[Point], path: Path)
     ax.set(
         xlabel="cameras",
         ylabel="frames/s processed (all cameras)",
-        title=f"Throughput against cameras ({_rounds(summaries)})",
+        title=f"Throughput against cameras\n({_rounds(summaries)})",
     )
     ax.legend()
     return _save(fig, path)
@@ -135,7 +148,7 @@ def _lines_latency(summaries: list[Summary], path: Path) -> Path:
     ax.set(
         xlabel="cameras",
         ylabel="frame-to-link latency (ms)",
-        title=f"Latency against cameras ({_rounds(summaries)})",
+        title=f"Latency against cameras\n({_rounds(summaries)})",
     )
     ax.legend(fontsize="small")
     return _save(fig, path)

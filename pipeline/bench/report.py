@@ -225,12 +225,11 @@ def _f(value: float | None, digits: int = 1) -> str:
 
 
 def _spread(value: Spread | None, digits: int = 1) -> str:
-    """The text "median [low-high]", or the value alone when the rounds agree (or there is one)."""
+    """The text "median [low-high]", or the median alone where the rounds agree as printed."""
     if value is None:
         return "-"
-    if value.low == value.high:
-        return _f(value.median, digits)
-    return f"{_f(value.median, digits)} [{_f(value.low, digits)}-{_f(value.high, digits)}]"
+    median, low, high = (_f(v, digits) for v in (value.median, value.low, value.high))
+    return median if low == high else f"{median} [{low}-{high}]"
 
 
 def _range(values: Sequence[float] | None) -> str:

@@ -29,6 +29,7 @@ def test_one_camera_count_draws_bars(make_point, tmp_path, repeat):
         for r in range(1, repeat + 1)
         for system, fps in (("baseline", 12.0), ("k3", 20.0), ("k3-320", 24.0))
     ]
+    points.append(make_point("idle", 1.0))  # no links: no latency bar
     paths = write_plots(points, tmp_path)
     assert [p.name for p in paths] == [f"{n}.png" for n in NAMES] + ["queue_depth.png"]
     for path in paths:
