@@ -227,17 +227,21 @@ def summarize(points: Sequence[Point]) -> list[Summary]:
 def _figures(group: list[Point]) -> tuple[Spread, Spread | None, Spread | None, Spread, Spread]:
     """(frames/s, p50, p99, CPU cores, links) of one system's rounds."""
     reports = [p.report for p in group]
-    fps = Spread.of([r.total_fps for r in reports])
-    cpu = Spread.of([r.cpu_cores for r in reports])
-    links = Spread.of([r.links for r in reports])
-    assert fps is not None and cpu is not None and links is not None  # group is never empty
     return (
-        fps,
+        _every([r.total_fps for r in reports]),
         Spread.of([r.frame_to_link_ms.get("p50") for r in reports]),
         Spread.of([r.frame_to_link_ms.get("p99") for r in reports]),
-        cpu,
-        links,
+        _every([r.cpu_cores for r in reports]),
+        _every([float(r.links) for r in reports]),
     )
+
+
+def _every(values: list[float]) -> Spread:
+    """The spread of a figure every run has."""
+    spread = Spread.of(values)
+    if spread is None:
+        raise ValueError("no runs to summarise")
+    return spread
 
 
 def _ratio(a: Spread | None, b: Spread | None) -> float | None:
