@@ -125,8 +125,8 @@ def _lines_throughput(summaries: list[Summary], points: list[Point], path: Path)
         ax.errorbar(cameras, median, yerr=error, fmt="o-", capsize=4, label=system)
     n = sorted({p.cameras for p in points})
     ax.plot(n, [c * points[0].report.source_fps for c in n], "k:", label="every frame")
+    _cameras_axis(ax, summaries)
     ax.set(
-        xlabel="cameras",
         ylabel="frames/s processed (all cameras)",
         title=f"Throughput against cameras\n({_rounds(summaries)})",
     )
@@ -140,18 +140,31 @@ def _lines_latency(summaries: list[Summary], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (system, rows) in enumerate(_by_system(summaries).items()):
         for name, style in (("p50", "o-"), ("p99", "s--")):
-            median, error = _error([getattr(s, name) for s in rows])
-            ax.errorbar(
-                [s.cameras for s in rows], median, yerr=error, fmt=style, color=f"C{i}",
-                capsize=4, label=f"{system} {name}",
-            )  # fmt: skip
+            known = [s for s in rows if getattr(s, name) is not None]
+            if known:
+                median, error = _error([getattr(s, name) for s in known])
+                ax.errorbar(
+                    [s.cameras for s in known], median, yerr=error, fmt=style, color=f"C{i}",
+                    capsize=4, label=f"{system} {name}",
+                )  # fmt: skip
+    _cameras_axis(ax, summaries)
     ax.set(
-        xlabel="cameras",
         ylabel="frame-to-link latency (ms)",
         title=f"Latency against cameras\n({_rounds(summaries)})",
     )
-    ax.legend(fontsize="small")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no links in any run", ha="center", transform=ax.transAxes)
     return _save(fig, path)
+
+
+def _cameras_axis(ax: Any, summaries: list[Summary]) -> None:
+    """Camera counts on the x axis: the counts measured as ticks, never fractions."""
+    counts = sorted({s.cameras for s in summaries})
+    pad = 0.08 * (counts[-1] - counts[0]) or 0.5
+    ax.set_xticks(counts)
+    ax.set(xlabel="cameras", xlim=(counts[0] - pad, counts[-1] + pad))
 
 
 def _latency_cdf(points: list[Point], path: Path) -> Path:

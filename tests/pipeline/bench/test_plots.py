@@ -53,7 +53,8 @@ def test_several_camera_counts_draw_a_line_per_system(make_point, tmp_path):
         assert cv2.imread(str(path)) is not None, path
 
 
-def test_runs_without_links_or_a_job_still_plot(make_point, tmp_path):
-    paths = write_plots([make_point("baseline", 10.0)], tmp_path)
+@pytest.mark.parametrize("counts", [(2,), (2, 4)])
+def test_runs_without_links_or_a_job_still_plot(make_point, tmp_path, counts):
+    paths = write_plots([make_point("baseline", 10.0, n=n) for n in counts], tmp_path)
     for path in paths:
         assert cv2.imread(str(path)) is not None, path
