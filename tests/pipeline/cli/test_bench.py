@@ -21,6 +21,7 @@ MODULES = {
     "loader": "loader",
     "engine": "engine",
     "detector": "detector",
+    "interval": "interval",
     "temporal": "temporal",
     "models": "models",
     "pipeline": "report",
@@ -84,7 +85,7 @@ def _argv(target: str, tmp_path: Path) -> list[str]:
     """The fewest arguments `target` needs."""
     if target == "site":
         return ["--truth", str(tmp_path)]
-    if target != "detector":
+    if target not in ("detector", "interval"):
         return []
     (tmp_path / "w.onnx").touch()
     (tmp_path / "v.avi").touch()
