@@ -46,7 +46,7 @@ from pipeline.monitoring.server import serve_metrics
 from pipeline.settings import ReidstreamConfig
 from pipeline.stream.job import RunSummary
 
-__all__ = ["ProcessJob", "deal", "worker_overrides"]
+__all__ = ["ProcessJob", "deal", "local_config", "worker_overrides"]
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,42 @@ def worker_overrides(
     return out
 
 
+def local_config(cfg: ReidstreamConfig, bootstrap: str) -> ReidstreamConfig:
+    """The matcher's configuration against the local broker: its address, a short rebalance
+    timeout (Tansu completes a group join only when the rebalance timeout, the consumer's
+    max_poll_interval_ms, expires, so the matcher would wait that long for its first
+    embedding) and no changelog (the gallery lives as long as the job, as in one process)."""
+    kafka = dataclasses.replace(
+        cfg.kafka,
+        bootstrap_servers=(bootstrap,),
+        max_poll_interval_ms=min(cfg.kafka.max_poll_interval_ms, 3000),
+    )
+    matcher = dataclasses.replace(cfg.matcher, changelog=False)
+    return dataclasses.replace(cfg, kafka=kafka, matcher=matcher)
+
+
 def _worker_address(address: str, index: int) -> str:
     if not address:
         return ""
     host, port = address.rsplit(":", 1)
     return f"{host}:{int(port) + 1 + index}" if int(port) else address
+
+
+def _create_topic(client_options: dict[str, Any], topic: str) -> None:
+    """Creates the embeddings topic on the local broker before the matcher subscribes: a
+    consumer subscribed to a topic that does not exist yet learns of it only at its next
+    metadata refresh (kafka-python: every 5 minutes), and would read nothing until then."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(**client_options)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
 
 
 class ProcessJob:
@@ -110,13 +141,7 @@ class ProcessJob:
         start = time.monotonic()
         broker = self._start_broker(out_dir) if self.local else None
         try:
-            cfg = self.cfg
-            if broker is not None:
-                kafka = dataclasses.replace(
-                    cfg.kafka, bootstrap_servers=(broker.bootstrap_servers,)
-                )
-                matcher = dataclasses.replace(cfg.matcher, changelog=False)
-                cfg = dataclasses.replace(cfg, kafka=kafka, matcher=matcher)
+            cfg = self.cfg if broker is None else local_config(self.cfg, broker.bootstrap_servers)
             return self._run(cfg, broker, start)
         finally:
             for proc in self._procs:
@@ -139,6 +164,8 @@ class ProcessJob:
         return broker
 
     def _run(self, cfg: ReidstreamConfig, broker: TansuBroker | None, start: float) -> RunSummary:
+        if broker is not None:
+            _create_topic(cfg.kafka.client_options(), cfg.kafka.embeddings_topic)
         publisher = build_publisher(cfg, METRICS)
         publisher.start()
         service = build_matcher_service(cfg, publisher)

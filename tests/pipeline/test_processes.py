@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.demo.broker import tansu_binary
-from pipeline.processes import deal, worker_overrides
+from pipeline.processes import deal, local_config, worker_overrides
 from pipeline.settings import ReidstreamConfig
 
 REIDSTREAM = str(Path(sys.executable).with_name("reidstream"))
@@ -42,6 +42,14 @@ def test_a_worker_is_the_job_with_its_own_cameras_folder_and_port():
     cfg = load_config(ReidstreamConfig, environ={}, overrides=["metrics.address=127.0.0.1:0"])
     assert "metrics.address=127.0.0.1:0" in worker_overrides(cfg, 0, ["cam1"], None)
     assert not any(o.startswith("output.sinks") for o in worker_overrides(cfg, 0, ["a"], None))
+
+
+def test_the_matcher_joins_the_local_broker_without_waiting_out_a_long_rebalance():
+    cfg = load_config(ReidstreamConfig, environ={}, overrides=[])
+    local = local_config(cfg, "127.0.0.1:5000")
+    assert local.kafka.bootstrap_servers == ("127.0.0.1:5000",)
+    assert local.kafka.max_poll_interval_ms == 3000 < cfg.kafka.max_poll_interval_ms
+    assert not local.matcher.changelog and cfg.matcher.changelog
 
 
 def test_only_cameras_must_name_configured_cameras():
@@ -81,6 +89,9 @@ def test_two_workers_and_one_matcher_make_one_job(tmp_path):
     assert len(links) == summary["sinks"]["matcher"]["jsonl"]["written"] > 0
     assert summary["identities"] >= 3 and summary["lost"] == {}
     assert "all (2 worker processes) job" in done.stdout
+    # The matcher matched while the workers ran, not all at once after them.
+    made = sorted(json.loads(line)["produced_at"] for line in links)
+    assert made[-1] - made[0] > 1.0
 
 
 @needs_broker
@@ -91,7 +102,7 @@ def test_a_worker_that_reads_nothing_fails_the_job(tmp_path):
         f"cameras=[{{id: a, uri: {tmp_path / 'missing.mp4'}}}, "
         f"{{id: b, uri: {tmp_path / 'also-missing.mp4'}}}]"
     )
-    done, summary = _run(tmp_path, cameras)
+    done, summary = _run(tmp_path, cameras, "detector.name=hog")
     assert done.returncode == 1, done.stderr[-3000:]
     assert sorted(summary["cameras"]) == ["a", "b"]
     assert all(c["frames"] == 0 for c in summary["cameras"].values())
