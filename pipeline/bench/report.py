@@ -92,14 +92,9 @@ def run(
     base, configs = _configs(config, overrides, variants, repeat)
     start, most = _camera_range(clip, cameras, max_cameras)
     plan = Plan(
-        clip=clip,
-        duration_s=duration,
-        warmup_s=warmup,
-        null_detector=null_detector,
-        null_reid=null_reid,
-        out_dir=out,
-        processes=processes,
-    )
+        clip=clip, duration_s=duration, warmup_s=warmup, null_detector=null_detector,
+        null_reid=null_reid, out_dir=out, processes=processes,
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     sweep_to = most if sweep_cameras else None
     points = measure(
