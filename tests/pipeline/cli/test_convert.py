@@ -1,5 +1,6 @@
 """`reidstream convert`: an official checkpoint becomes a reidstream checkpoint that the serving
-loader (`reidstream run`'s torch engine) and `reidstream export` take without a model name."""
+loader (`reidstream run`'s torch engine), `reidstream export` and `reidstream compile` take
+without a model name."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def test_a_converted_checkpoint_exports_to_onnx_with_parity(converted_ap3d, tmp_
     assert (tmp_path / "ap3d_r50.onnx").is_file()
     min_cosine = float(re.search(r"min cosine ([\d.]+)", printed).group(1))
     assert min_cosine > 0.9999
+
+
+@pytest.mark.slow
+def test_a_converted_checkpoint_compiles_for_onnxruntime(converted_ap3d, tmp_path, capsys):
+    """`compile` loads the checkpoint as `export` does; the TensorRT target takes the same ONNX
+    graph (tests/deploy/test_tensorrt.py, where TensorRT is importable)."""
+    _, out = converted_ap3d
+    argv = ["compile", "--engine", "onnxruntime", "--checkpoint", str(out), "--clip-len", "2"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "ap3d_r50.opt.onnx").is_file()
+    assert float(re.search(r"min_cosine: ([\d.]+)", printed).group(1)) > 0.9999
 
 
 def test_conversion_agrees_with_the_file_route(converted_ap3d):
