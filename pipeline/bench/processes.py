@@ -34,7 +34,7 @@ import cv2
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.bench.profiling import Report, _percentiles
+from pipeline.bench.profiling import Report, _load, _percentiles
 from pipeline.bench.throughput import Plan, Point, with_cameras
 from pipeline.config import dump_config
 from pipeline.demo.broker import free_port
@@ -55,6 +55,7 @@ class _Scrape:
     frames_in: float
     cpu_s: float
     rss: int
+    load: float | None  # the machine's 1-minute load average
 
 
 def measure_processes(cfg: ReidstreamConfig, plan: Plan, n: int, label: str) -> Point:
@@ -160,7 +161,7 @@ def _scrape(job: subprocess.Popen, ports: list[int]) -> _Scrape:
             rss += process.memory_info().rss
         except psutil.NoSuchProcess:
             continue
-    return _Scrape(time.time(), frames, dropped, frames_in, cpu_s, rss)
+    return _Scrape(time.time(), frames, dropped, frames_in, cpu_s, rss, _load())
 
 
 def _report(first: _Scrape, last: _Scrape, links_path: Path, n: int, fps: float) -> Report:
@@ -195,4 +196,5 @@ def _report(first: _Scrape, last: _Scrape, links_path: Path, n: int, fps: float)
         gpu_util=None,
         gpu_mem_mb=None,
         latencies_ms=ongoing,
+        load_1min=None if first.load is None or last.load is None else (first.load, last.load),
     )

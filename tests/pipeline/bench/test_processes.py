@@ -17,8 +17,10 @@ def _link(tracklet: str, event: str, end: float, produced: float) -> str:
 
 
 def test_figures_come_from_the_counters_and_the_links_in_the_window(tmp_path):
-    first = _Scrape(100.0, {"cam1": 50.0, "cam2": 40.0}, 5.0, 95.0, cpu_s=10.0, rss=2**20)
-    last = _Scrape(110.0, {"cam1": 230.0, "cam2": 200.0}, 25.0, 455.0, cpu_s=25.0, rss=3 * 2**20)
+    first = _Scrape(100.0, {"cam1": 50.0, "cam2": 40.0}, 5.0, 95.0, cpu_s=10.0, rss=2**20, load=0.5)
+    last = _Scrape(
+        110.0, {"cam1": 230.0, "cam2": 200.0}, 25.0, 455.0, cpu_s=25.0, rss=3 * 2**20, load=1.5
+    )
     links = tmp_path / "links.jsonl"
     links.write_text(
         "\n".join([
@@ -39,10 +41,11 @@ def test_figures_come_from_the_counters_and_the_links_in_the_window(tmp_path):
     assert report.cpu_cores == pytest.approx(1.5)
     assert report.us_per_frame == pytest.approx(1e6 * 15 / 340)
     assert report.rss_mb == 3.0
+    assert report.load_1min == (0.5, 1.5)  # the machine's load at the window's start and end
 
 
 def test_no_links_file_is_no_links(tmp_path):
-    scrape = _Scrape(0.0, {"cam1": 0.0}, 0.0, 0.0, cpu_s=0.0, rss=0)
-    later = _Scrape(1.0, {"cam1": 10.0}, 0.0, 10.0, cpu_s=0.5, rss=0)
+    scrape = _Scrape(0.0, {"cam1": 0.0}, 0.0, 0.0, cpu_s=0.0, rss=0, load=None)
+    later = _Scrape(1.0, {"cam1": 10.0}, 0.0, 10.0, cpu_s=0.5, rss=0, load=None)
     report = _report(scrape, later, tmp_path / "links.jsonl", 1, 10.0)
     assert report.links == 0 and report.frame_to_link_ms == {}
