@@ -97,6 +97,7 @@ class OnnxYoloDetector(Detector):
         layout: ``auto`` (from the output shape and metadata), ``yolov5`` or ``yolov8``.
         rect: Pad each frame only to the next multiple of the stride when the graph takes any
             (h, w); False: always the `input_size` square (as Ultralytics' ``rect=False``).
+        intra_op_threads: CPU threads of the session (0: ONNX Runtime's default, one per core).
 
     Raises:
         FileNotFoundError: `weights` does not exist.
@@ -118,6 +119,7 @@ class OnnxYoloDetector(Detector):
         device: str = "auto",
         layout: Layout = "auto",
         rect: bool = True,
+        intra_op_threads: int = 0,
     ) -> None:
         if layout not in _LAYOUTS:
             raise DetectorError(f"layout {layout!r}: expected one of {', '.join(_LAYOUTS)}")
@@ -126,6 +128,10 @@ class OnnxYoloDetector(Detector):
         self.iou = float(iou)
         self.classes = tuple(int(c) for c in classes)
         self.max_detections = int(max_detections)
+        if intra_op_threads < 0:
+            raise DetectorError(f"intra_op_threads = {intra_op_threads}: expected 0 or more")
+        self._options = ort.SessionOptions()
+        self._options.intra_op_num_threads = int(intra_op_threads)
         providers = onnx_providers(device)
         self._session = self._open_session(str(self.path), providers)
         self._input = self._session.get_inputs()[0]
@@ -157,7 +163,7 @@ class OnnxYoloDetector(Detector):
 
     def _open_session(self, model: str | bytes, providers: list) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(model, providers=providers)
+            return ort.InferenceSession(model, self._options, providers=providers)
         except Exception as e:  # ONNX Runtime raises its own Fail/InvalidProtobuf/InvalidGraph
             raise DetectorError(
                 f"{str(self.path)!r}: not a loadable ONNX model ({type(e).__name__}: {e}); "

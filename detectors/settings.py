@@ -99,6 +99,15 @@ class DetectorConfig:
         },
     )
 
+    intra_op_threads: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "help": "CPU threads of an onnx-yolo detector's ONNX Runtime session; 0 is ONNX "
+            "Runtime's default, one per core. With run.workers > 1 every worker has its own "
+            "detector: cores / workers each keeps them from oversubscribing the CPU.",
+        },
+    )
     openvino_person_label: int = field(
         default=1,
         metadata={
@@ -146,6 +155,7 @@ class DetectorConfig:
         }
         if self.name == "onnx-yolo":
             options["layout"] = self.onnx_layout
+            options["intra_op_threads"] = self.intra_op_threads
         if self.name == "openvino":  # NMS is inside the SSD graph
             del options["iou"]
             options["person_label"] = self.openvino_person_label

@@ -19,7 +19,8 @@ Each worker is started with this process's own arguments (--config FILE and the 
 overrides; the environment is inherited) followed by its own few overrides, so it resolves the
 same configuration, secrets included, without them appearing on a command line. Python runs
 one stage at a time per process (its interpreter lock); processes are how one host's cores
-all work. A worker gets OMP_NUM_THREADS = cores / N unless the environment sets it.
+all work. A worker gets OMP_NUM_THREADS = cores / N unless the environment sets it, and as many
+threads for its detector and ReID sessions unless the configuration sets them.
 """
 
 from __future__ import annotations
@@ -58,9 +59,18 @@ def deal(cameras: Sequence[str], workers: int) -> list[tuple[str, ...]]:
 
 
 def worker_overrides(
-    cfg: ReidstreamConfig, index: int, cameras: Sequence[str], bootstrap: str | None
+    cfg: ReidstreamConfig,
+    index: int,
+    cameras: Sequence[str],
+    bootstrap: str | None,
+    threads: int = 1,
 ) -> list[str]:
-    """The KEY=VALUE overrides that make worker `index` of `cfg` (after the job's own)."""
+    """The KEY=VALUE overrides that make worker `index` of `cfg` (after the job's own).
+
+    `threads` (cores / workers) becomes the detector's and the ReID engine's session threads
+    where the configuration leaves them at 0 (one per core): N workers each with a thread per
+    core would oversubscribe the CPU.
+    """
     out = [
         "run.workers=1",
         f"run.only_cameras={json.dumps(list(cameras))}",
@@ -69,6 +79,10 @@ def worker_overrides(
     ]
     if bootstrap is not None:  # the local broker: embeddings there, nothing else to Kafka
         out += ["output.sinks=[kafka]", f"kafka.bootstrap_servers={bootstrap}"]
+    if cfg.detector.intra_op_threads == 0:
+        out.append(f"detector.intra_op_threads={threads}")
+    if cfg.reid.intra_op_threads == 0:
+        out.append(f"reid.intra_op_threads={threads}")
     return out
 
 
@@ -191,10 +205,11 @@ class ProcessJob:
     def _start_workers(self, broker: TansuBroker | None) -> None:
         bootstrap = broker.bootstrap_servers if broker is not None else None
         env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // len(self.groups))))
+        threads = max(1, (os.cpu_count() or 1) // len(self.groups))
+        env.setdefault("OMP_NUM_THREADS", str(threads))
         for i, cameras in enumerate(self.groups):
             command = [sys.executable, "-m", "pipeline", "worker", *self.argv]
-            command += worker_overrides(self.cfg, i, cameras, bootstrap)
+            command += worker_overrides(self.cfg, i, cameras, bootstrap, threads)
             log_path = self.cfg.run.out_dir / f"worker-{i}.log"
             with log_path.open("ab") as log_file:
                 proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)

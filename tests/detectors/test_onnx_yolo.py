@@ -206,6 +206,24 @@ def test_bad_options(yolov5n_onnx, yolov8n_onnx):
         create_detector("onnx-yolo", weights=yolov8n_onnx, input_size=300)
     with pytest.raises(DetectorError, match="layout 'v5': expected one of auto, yolov5, yolov8"):
         create_detector("onnx-yolo", weights=yolov5n_onnx, layout="v5")
+    with pytest.raises(DetectorError, match="intra_op_threads = -1: expected 0 or more"):
+        create_detector("onnx-yolo", weights=yolov5n_onnx, intra_op_threads=-1)
+
+
+@pytest.mark.parametrize("input_size", [None, 320])  # 320: the re-headed graph's own session
+def test_a_thread_count_reaches_the_session_and_finds_the_same(
+    yolov5n_onnx, pets_frames, input_size
+):
+    options = {"weights": yolov5n_onnx, "input_size": input_size}
+    with (
+        create_detector("onnx-yolo", **options) as default,
+        create_detector("onnx-yolo", intra_op_threads=1, **options) as one,
+    ):
+        assert one._session.get_session_options().intra_op_num_threads == 1
+        assert default._session.get_session_options().intra_op_num_threads == 0
+        a, b = default.detect(pets_frames[:2]), one.detect(pets_frames[:2])
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.xyxy, y.xyxy, atol=1e-2)
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,11 @@ def test_options_passed_to_the_factories():
     botsort = TrackerConfig(name="botsort").options(device="cpu")
     assert botsort["gmc_method"] == "sparseOptFlow" and botsort["device"] == "cpu"
     assert create_tracker("botsort", **botsort).options["gmc_method"] == "sparseOptFlow"
-    detector = DetectorConfig(weights=Path("m.onnx")).options(device="cpu")
+    detector = DetectorConfig(weights=Path("m.onnx"), intra_op_threads=1).options(device="cpu")
     assert detector["layout"] == "auto" and detector["classes"] == (0,)
+    assert detector["intra_op_threads"] == 1
     hog = DetectorConfig(name="hog").options(device="cpu")
-    assert "layout" not in hog
+    assert "layout" not in hog and "intra_op_threads" not in hog
     openvino = DetectorConfig(name="openvino", openvino_person_label=0).options(device="cpu")
     assert openvino["person_label"] == 0 and "iou" not in openvino and "layout" not in openvino
     create_detector("hog", **hog).close()

@@ -29,11 +29,12 @@ def test_cameras_are_dealt_round_robin_and_never_to_an_idle_worker():
 
 def test_a_worker_is_the_job_with_its_own_cameras_folder_and_port():
     cfg = load_config(ReidstreamConfig, environ={}, overrides=["run.out_dir=out"])
-    local = worker_overrides(cfg, 1, ["cam2", "7"], "127.0.0.1:5000")
+    local = worker_overrides(cfg, 1, ["cam2", "7"], "127.0.0.1:5000", threads=3)
     assert local == [
         "run.workers=1", 'run.only_cameras=["cam2", "7"]', f"run.out_dir={Path('out/worker-1')}",
         "metrics.address=127.0.0.1:9402", "output.sinks=[kafka]",
-        "kafka.bootstrap_servers=127.0.0.1:5000",
+        "kafka.bootstrap_servers=127.0.0.1:5000", "detector.intra_op_threads=3",
+        "reid.intra_op_threads=3",
     ]  # fmt: skip
     # The overrides load as the worker will load them: camera "7" stays a string.
     site = 'cameras=[{id: "7", uri: a.mp4}, {id: cam2, uri: b.mp4}, {id: c, uri: c.mp4}]'
@@ -42,6 +43,9 @@ def test_a_worker_is_the_job_with_its_own_cameras_folder_and_port():
     cfg = load_config(ReidstreamConfig, environ={}, overrides=["metrics.address=127.0.0.1:0"])
     assert "metrics.address=127.0.0.1:0" in worker_overrides(cfg, 0, ["cam1"], None)
     assert not any(o.startswith("output.sinks") for o in worker_overrides(cfg, 0, ["a"], None))
+    # Thread counts the configuration sets are the user's: kept.
+    cfg = load_config(ReidstreamConfig, environ={}, overrides=["reid.intra_op_threads=2"])
+    assert not any(o.startswith("reid.") for o in worker_overrides(cfg, 0, ["a"], None, 1))
 
 
 def test_the_matcher_joins_the_local_broker_without_waiting_out_a_long_rebalance():
