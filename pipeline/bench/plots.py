@@ -8,7 +8,9 @@
     stage_breakdown.png         busy share of each stage of each job (mean over the rounds)
     queue_depth.png             queue depths over time in each job's run with the most cameras
 
-One camera count draws bars because a line through one point is an invisible dot.
+One camera count draws bars because a line through one point is an invisible dot. A job measured
+from outside its processes (`--processes`, `run.workers` > 1) has no stages or queues to show:
+the two last plots say so in its place.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pipeline.bench.throughput import Point
 from pipeline.bench.variants import BASELINE, Spread, Summary, summarize
 
 __all__ = ["write_plots"]
+
+#: In place of the stages and queues of a job measured from outside its processes.
+OUTSIDE = "measured from outside\nits processes:\nno stages seen"
 
 
 def write_plots(points: list[Point], out: Path) -> list[Path]:
@@ -207,12 +212,18 @@ def _stage_breakdown(points: list[Point], jobs: list[str], path: Path) -> Path:
     bottom = np.zeros(len(keys))
     for stage in stages:
         busy = np.array([np.mean([_busy(p, stage) for p in group]) for group in groups])
-        ax.bar(names, busy, bottom=bottom, label=stage)
+        ax.bar(range(len(keys)), busy, bottom=bottom, label=stage)
         bottom += busy
+    for x, group in enumerate(groups):
+        if not any(p.report.stages for p in group):
+            ax.text(x, 0.02, OUTSIDE, ha="center", va="bottom", color="grey", fontsize="small")
+    ax.set_xticks(range(len(keys)), names)
     ax.set(
         xlabel="cameras" if len(jobs) == 1 else "system, cameras",
         ylabel="busy fraction of each stage's thread (stacked)",
         title="Where the time goes (" + ", ".join(jobs) + ")",
+        xlim=(-0.6, len(keys) - 0.4),
+        ylim=(0, max(1.0, float(bottom.max(initial=0.0)) * 1.05)),
     )
     if stages:
         ax.legend(fontsize="small")
@@ -241,6 +252,8 @@ def _queue_depth(points: list[Point], jobs: list[str], path: Path) -> Path:
         ax.set(ylabel="items waiting")
         if ax.lines:
             ax.legend(fontsize="small")
+        elif not top.report.queue_series:
+            ax.text(0.5, 0.5, OUTSIDE, ha="center", va="center", transform=ax.transAxes)
     axes[-1, 0].set(xlabel="seconds into the measured window")
     return _save(fig, path)
 

@@ -3,11 +3,15 @@ lines at several, every file a readable PNG."""
 
 from __future__ import annotations
 
+import dataclasses
+from unittest.mock import patch
+
 import cv2
 import numpy as np
 import pytest
+from matplotlib.axes import Axes
 
-from pipeline.bench.plots import write_plots
+from pipeline.bench.plots import OUTSIDE, write_plots
 
 NAMES = ["throughput_vs_cameras", "latency_vs_cameras", "latency_cdf", "stage_breakdown"]
 
@@ -51,6 +55,20 @@ def test_several_camera_counts_draw_a_line_per_system(make_point, tmp_path):
     assert 50 < throughput < 3000  # a line and markers, no bars
     for path in paths:
         assert cv2.imread(str(path)) is not None, path
+
+
+def test_jobs_measured_from_outside_say_so_where_their_stages_would_be(make_point, tmp_path):
+    outside = make_point("w2", 20.0, 50.0)
+    outside = dataclasses.replace(
+        outside, report=dataclasses.replace(outside.report, stages={}, queue_series={})
+    )
+    points = [make_point("baseline", 10.0, 80.0), make_point("k3", 18.0, 40.0), outside]
+    with patch("matplotlib.axes.Axes.text", autospec=True, side_effect=Axes.text) as text:
+        write_plots(points, tmp_path)
+    said = [call.args[3] for call in text.call_args_list]
+    assert said.count(OUTSIDE) == 2  # the stage bar of w2 and its queue panel; not k3's
+    stages = cv2.imread(str(tmp_path / "stage_breakdown.png"))
+    assert _coloured(tmp_path / "stage_breakdown.png", C0) > 1000 and stages is not None
 
 
 @pytest.mark.parametrize("counts", [(2,), (2, 4)])
