@@ -26,7 +26,7 @@ from pipeline.bench.variants import BASELINE, Spread, Summary, summarize
 __all__ = ["write_plots"]
 
 #: In place of the stages and queues of a job measured from outside its processes.
-OUTSIDE = "measured from outside\nits processes:\nno stages seen"
+OUTSIDE = "measured from outside\nits processes: no\nstages or queues seen"
 
 
 def write_plots(points: list[Point], out: Path) -> list[Path]:
