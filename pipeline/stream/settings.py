@@ -281,10 +281,11 @@ class DetectStageConfig:
         metadata={
             "ge": 1,
             "le": 30,
-            "help": "The detector looks at every `interval`-th frame of each camera; on the "
-            "frames between, the tracker moves each track by its motion model (Kalman "
-            "prediction) and its boxes are recorded but never cropped, so clips hold detected "
-            "crops only and span `interval` times as many frames. 1 detects every frame. As "
+            "help": "The detector looks at every `interval`-th frame of each camera that reaches "
+            "it (frames dropped because the job fell behind do not count); on the frames "
+            "between, the tracker moves each track by its motion model (Kalman prediction) and "
+            "its boxes are recorded but never cropped, so clips hold detected crops only and "
+            "span `interval` times as many frames. 1 detects every frame. As "
             "DeepStream's `interval` + 1. Higher divides the detector's cost; people who "
             "appear or turn between detections are found later, and fast ones may be lost.",
         },
