@@ -34,7 +34,7 @@ import cv2
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.bench.profiling import Report, _load, _percentiles
+from pipeline.bench.profiling import Report, _load, _load_range, _percentiles
 from pipeline.bench.throughput import Plan, Point, with_cameras
 from pipeline.config import dump_config
 from pipeline.demo.broker import free_port
@@ -196,5 +196,5 @@ def _report(first: _Scrape, last: _Scrape, links_path: Path, n: int, fps: float)
         gpu_util=None,
         gpu_mem_mb=None,
         latencies_ms=ongoing,
-        load_1min=None if first.load is None or last.load is None else (first.load, last.load),
+        load_1min=_load_range([first, last]),
     )

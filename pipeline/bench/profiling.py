@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
@@ -340,7 +340,14 @@ def _load() -> float | None:
         return None
 
 
-def _load_range(samples: list[Sample]) -> tuple[float, float] | None:
+class _Loaded(Protocol):
+    """A reading that carries the machine's 1-minute load average (a `Sample`, a scrape)."""
+
+    @property
+    def load(self) -> float | None: ...
+
+
+def _load_range(samples: Sequence[_Loaded]) -> tuple[float, float] | None:
     """The load average of the first and the last sample: at the run's start and its end."""
     if not samples or samples[0].load is None or samples[-1].load is None:
         return None
