@@ -67,8 +67,7 @@ def test_jobs_measured_from_outside_say_so_where_their_stages_would_be(make_poin
         write_plots(points, tmp_path)
     said = [call.args[3] for call in text.call_args_list]
     assert said.count(OUTSIDE) == 2  # the stage bar of w2 and its queue panel; not k3's
-    stages = cv2.imread(str(tmp_path / "stage_breakdown.png"))
-    assert _coloured(tmp_path / "stage_breakdown.png", C0) > 1000 and stages is not None
+    assert _coloured(tmp_path / "stage_breakdown.png", C0) > 1000  # k3's bars are drawn
 
 
 @pytest.mark.parametrize("counts", [(2,), (2, 4)])
