@@ -1,7 +1,7 @@
 """Multi-process training through torchrun: process group, DDP wrapping, and agreement helpers.
 
     torchrun --nproc_per_node N  ->  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT in the env
-      └─ init_distributed()      ->  DistInfo(rank, world_size, local_rank, device)
+      └─ process_group()         ->  DistInfo(rank, world_size, local_rank, device)
            └─ wrap_model(model)  ->  DistributedDataParallel (one process per device)
 
 Without torchrun's variables everything runs as a single process (rank 0 of 1) and the helpers
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "current_dist_info",
     "destroy_distributed",
     "init_distributed",
+    "process_group",
     "unwrap_model",
     "wrap_model",
 ]
@@ -121,10 +124,43 @@ def current_dist_info(device: torch.device | str | None = None) -> DistInfo:
     )
 
 
-def destroy_distributed() -> None:
-    """Leaves the process group, if one was joined."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def destroy_distributed(*, synchronize: bool = True) -> None:
+    """Leaves the process group, if one was joined.
+
+    Args:
+        synchronize: Wait at a barrier first. Without it a rank that finishes early closes its
+            connections while a peer may still be reading the last collective's data, and a
+            Gloo peer then aborts its process. Pass False on an error path: a rank that failed
+            would keep the others at the barrier until the collective timeout.
+    """
+    if not dist.is_initialized():
+        return
+    if synchronize and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(
+    backend: str | None = None, *, device: str | None = None, timeout_s: float = 1800.0
+) -> Iterator[DistInfo]:
+    """`init_distributed` for the length of a ``with`` block, leaving the group it joined.
+
+    A group that was already initialised when the block began is left alone. On the way out
+    the ranks meet at a barrier when the block ended normally, and leave at once when it
+    raised (see `destroy_distributed`).
+    """
+    joined_here = not dist.is_initialized()
+    info = init_distributed(backend, device=device, timeout_s=timeout_s)
+    if not (joined_here and dist.is_initialized()):
+        yield info
+        return
+    try:
+        yield info
+    except BaseException:
+        destroy_distributed(synchronize=False)
+        raise
+    destroy_distributed()
 
 
 def wrap_model(

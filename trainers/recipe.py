@@ -32,7 +32,7 @@ from reid_models import WeightsError
 from trainers.checkpoint import CheckpointError
 from trainers.data import build_train_loader
 from trainers.datasets import DatasetError, VideoDataset, create_dataset
-from trainers.distributed import DistInfo, init_distributed, unwrap_model
+from trainers.distributed import DistInfo, process_group, unwrap_model
 from trainers.engine import Trainer
 from trainers.evaluation import RankResult, mean_over_splits
 from trainers.evaluator import evaluate_model
@@ -79,7 +79,14 @@ def train(
     Raises:
         SetupError: The dataset, the weights or a builder refused the configuration.
     """
-    dist_info = init_distributed(device=None if cfg.train.device == "auto" else cfg.train.device)
+    device = None if cfg.train.device == "auto" else cfg.train.device
+    with process_group(device=device) as dist_info:
+        return _train(cfg, record, dist_info)
+
+
+def _train(
+    cfg: TrainConfig, record: Callable[[TrainConfig], Mapping[str, Any]], dist_info: DistInfo
+) -> dict[str, Path]:
     seed_everything(cfg.train.seed)
     try:
         dataset = open_dataset(cfg)

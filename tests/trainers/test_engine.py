@@ -356,13 +356,13 @@ def test_invalid_options_name_the_value(tmp_path):
 
 
 DDP_SCRIPT = """
-import math, sys
+import math, os, socket, sys
 from pathlib import Path
-import torch, torch.distributed as dist, torch.multiprocessing as mp
+import torch, torch.multiprocessing as mp
 from torch import nn
 sys.path.insert(0, {root!r})
 from reid_models import TrainOutput
-from trainers.distributed import current_dist_info
+from trainers.distributed import process_group
 from trainers.engine import Trainer
 from trainers.optim import build_optimizer, build_scheduler
 from trainers.seeding import seed_everything
@@ -388,9 +388,13 @@ class CE(nn.Module):
             loss = loss * math.nan
         return loss, {{"ce": float(loss), "total": float(loss)}}
 
-def run(rank, out):
-    url = f"file://{{out}}/rendezvous"
-    dist.init_process_group("gloo", init_method=url, rank=rank, world_size=2)
+def run(rank, out, port):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    with process_group("gloo", device="cpu") as info:  # as `reidstream train` joins and leaves
+        train(rank, out, info)
+
+def train(rank, out, info):
     seed_everything(rank)  # different initial weights: DDP must broadcast rank 0's
     model = Tiny()
     data = torch.utils.data.TensorDataset(torch.randn(8, 3, 2, 4, 2) + rank, torch.arange(8) % 3)
@@ -400,14 +404,16 @@ def run(rank, out):
         scheduler=build_scheduler(opt, name="step", epochs=2, step_size=1), train_loader=loader,
         out_dir=Path(out) / "run", epochs=2, evaluate=lambda m: {{"mAP": 12.5}}, eval_every=1,
         device="cpu", amp_dtype=None, grad_clip=1.0, config={{"rank": rank}}, progress=False,
-        dist_info=current_dist_info("cpu"))
+        dist_info=info)
     result = trainer.fit()
     torch.save({{"params": [p.detach() for p in model.parameters()], "result": result}},
                Path(out) / f"rank{{rank}}.pt")
-    dist.destroy_process_group()
 
 if __name__ == "__main__":
-    mp.spawn(run, args=(sys.argv[1],), nprocs=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(run, args=(sys.argv[1], port), nprocs=2)
 """
 
 
