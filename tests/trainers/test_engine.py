@@ -22,6 +22,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.demo.broker import free_port
 from reid_models import TrainOutput, create_model
 from trainers.checkpoint import load_checkpoint
 from trainers.engine import NonFiniteLossError, Trainer
@@ -356,7 +357,7 @@ def test_invalid_options_name_the_value(tmp_path):
 
 
 DDP_SCRIPT = """
-import math, os, socket, sys
+import math, os, sys
 from pathlib import Path
 import torch, torch.multiprocessing as mp
 from torch import nn
@@ -410,10 +411,7 @@ def train(rank, out, info):
                Path(out) / f"rank{{rank}}.pt")
 
 if __name__ == "__main__":
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(run, args=(sys.argv[1], port), nprocs=2)
+    mp.spawn(run, args=(sys.argv[1], int(sys.argv[2])), nprocs=2)
 """
 
 
@@ -422,7 +420,10 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT.format(root=str(ROOT))))
     proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(tmp_path), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
